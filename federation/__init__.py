@@ -1,0 +1,1 @@
+"""ActivityPub: actors, signatures, inbox and delivery. Imports models, never server."""

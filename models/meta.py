@@ -1,0 +1,82 @@
+"""Small shared state every process must agree on: instance secrets, id nodes, rate-limit counters,
+Idempotency-Key results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, TimestampMixin, utcnow
+
+
+class MetaValue(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class IdNode(TimestampMixin, Base):
+    """One row per process start: its id (mod 256) is the node part of the ids the process mints."""
+
+    __tablename__ = "id_nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+
+
+class RateCounter(Base):
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[int] = mapped_column(primary_key=True)  # Unix seconds
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class IdempotentResult(TimestampMixin, Base):
+    """`Idempotency-Key` of POST /api/v1/statuses: the first answer, replayed for an hour."""
+
+    __tablename__ = "idempotent_results"
+
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+
+
+def _insert(session: AsyncSession):
+    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+
+
+async def get_or_create_secret(session: AsyncSession, key: str, nbytes: int = 32) -> str:
+    """A random secret stored once in the database, so every process shares it."""
+    stmt = _insert(session)(MetaValue).values(key=key, value=secrets.token_hex(nbytes))
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+    return await session.scalar(select(MetaValue.value).where(MetaValue.key == key))
+
+
+async def hit_counter(session: AsyncSession, key: str, window_seconds: int, now: float) -> tuple[int, int]:
+    """Count one more event for `key` in the current fixed window. Returns (count, window end)."""
+    start = int(now) - int(now) % window_seconds
+    stmt = _insert(session)(RateCounter).values(key=key, window_start=start, count=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
+                                      set_={"count": RateCounter.count + 1})
+    await session.execute(stmt)
+    count = await session.scalar(
+        select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start))
+    return int(count or 0), start + window_seconds
+
+
+async def read_counter(session: AsyncSession, key: str, window_seconds: int, now: float) -> tuple[int, int]:
+    start = int(now) - int(now) % window_seconds
+    count = await session.scalar(
+        select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start))
+    return int(count or 0), start + window_seconds
+
+
+async def prune_counters(session: AsyncSession, older_than: float) -> None:
+    await session.execute(delete(RateCounter).where(RateCounter.window_start < int(older_than)))

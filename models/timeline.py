@@ -1,0 +1,40 @@
+"""Home timelines, fanned in at write time: one row per (reader, status shown)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import ForeignKey, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+
+class HomeEntry(Base):
+    __tablename__ = "home_entries"
+
+    owner_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    # The post this row shows, or the boosted original: lets one reader see a post only once.
+    shown_id: Mapped[int] = mapped_column(index=True)
+
+
+async def add_to_homes(session: AsyncSession, post_id: int, shown_id: int, owner_ids: Iterable[int]) -> None:
+    """Put a status in these readers' home timelines, skipping readers who already have its original."""
+    owners = set(owner_ids)
+    if not owners:
+        return
+    if shown_id != post_id:
+        have = await session.scalars(
+            select(HomeEntry.owner_id).where(HomeEntry.shown_id == shown_id, HomeEntry.owner_id.in_(owners)))
+        owners -= set(have)
+    if owners:
+        await session.execute(
+            insert(HomeEntry), [{"owner_id": o, "post_id": post_id, "shown_id": shown_id} for o in owners])
+
+
+async def remove_author_from_home(session: AsyncSession, owner_id: int, author_post_ids) -> None:
+    """Drop an unfollowed account's statuses from a reader's home timeline (as Mastodon does)."""
+    await session.execute(
+        delete(HomeEntry).where(HomeEntry.owner_id == owner_id, HomeEntry.post_id.in_(author_post_ids)))

@@ -1,0 +1,318 @@
+"""Rows -> Mastodon JSON entities: accounts, statuses, relationships, notifications.
+
+Statuses are rendered in batches (`render_statuses`): one query per kind of relation for a whole page
+(authors, boosted originals, mentions, tags, the viewer's favourites and boosts), never one per status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voisinage.models.actor import GROUP, Actor
+from voisinage.models.audience import Viewer
+from voisinage.models.follow import ACCEPTED, PENDING, Follow
+from voisinage.models.interaction import Favourite
+from voisinage.models.notification import Notification
+from voisinage.models.oauth import Application
+from voisinage.models.post import Mention, Post, PostTag
+
+ROLE_BADGES = {
+    "official": ("1", "Service communal", "#2b6cb0"),
+    "elected": ("2", "Élu·e", "#6b46c1"),
+    "moderator": ("3", "Modération", "#2f855a"),
+    "admin": ("4", "Administration", "#c53030"),
+}
+
+
+def iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    moment = moment.astimezone(dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_date(moment: dt.datetime) -> str:
+    """Mastodon shows accounts' creation as a day (midnight UTC)."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT00:00:00.000Z")
+
+
+def default_image(base_url: str, kind: str) -> str:
+    return f"{base_url}/static/{kind}.png"
+
+
+def _field_to_api(field: dict[str, Any]) -> dict[str, Any]:
+    return {"name": field.get("name", ""), "value": field.get("value", ""),
+            "verified_at": field.get("verified_at")}
+
+
+def account_to_api(actor: Actor, base_url: str) -> dict[str, Any]:
+    avatar = actor.avatar_url or default_image(base_url, "avatar")
+    header = actor.header_url or default_image(base_url, "header")
+    roles = []
+    if actor.role in ROLE_BADGES:
+        role_id, name, color = ROLE_BADGES[actor.role]
+        roles.append({"id": role_id, "name": name, "color": color})
+    return {
+        "id": str(actor.id),
+        "username": actor.username,
+        "acct": actor.acct(),
+        "display_name": actor.display_name or "",
+        "locked": bool(actor.locked),
+        "bot": actor.kind in ("Application", "Service"),
+        "discoverable": bool(actor.discoverable),
+        "indexable": False,
+        "group": actor.kind == GROUP,
+        "created_at": iso_date(actor.created_at),
+        "note": actor.note or "",
+        "url": actor.url or actor.uri,
+        "uri": actor.uri,
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": actor.followers_count,
+        "following_count": actor.following_count,
+        "statuses_count": actor.statuses_count,
+        "last_status_at": actor.last_status_at.strftime("%Y-%m-%d") if actor.last_status_at else None,
+        "hide_collections": False,
+        "noindex": True,
+        "emojis": [],
+        "roles": roles,
+        "fields": [_field_to_api(f) for f in (actor.fields or [])],
+    }
+
+
+def credential_account_to_api(actor: Actor, resident: Any, base_url: str,
+                              follow_requests_count: int = 0) -> dict[str, Any]:
+    data = account_to_api(actor, base_url)
+    data["source"] = {
+        "privacy": resident.default_visibility,
+        "sensitive": bool(resident.default_sensitive),
+        "language": resident.default_language or "",
+        "note": actor.note_source or "",
+        "fields": [{"name": f.get("name", ""), "value": html.unescape(_strip_tags(f.get("value", ""))),
+                    "verified_at": f.get("verified_at")} for f in (actor.fields or [])],
+        "follow_requests_count": follow_requests_count,
+        "hide_collections": False,
+        "discoverable": bool(actor.discoverable),
+        "indexable": False,
+        "attribution_domains": [],
+    }
+    role = actor.role or "user"
+    data["role"] = {"id": ROLE_BADGES.get(role, ("0",))[0], "name": role, "color": "",
+                    "permissions": "0", "highlighted": role in ROLE_BADGES}
+    return data
+
+
+def _strip_tags(text: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "", text)
+
+
+async def load_actors(session: AsyncSession, ids: Iterable[int]) -> dict[int, Actor]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Actor).where(Actor.id.in_(wanted)))
+    return {a.id: a for a in rows}
+
+
+async def render_accounts(session: AsyncSession, ids: Sequence[int], base_url: str) -> list[dict[str, Any]]:
+    actors = await load_actors(session, ids)
+    return [account_to_api(actors[i], base_url) for i in ids if i in actors]
+
+
+class StatusBatch:
+    """Everything needed to render a page of statuses for one viewer, loaded in a few queries."""
+
+    def __init__(self, base_url: str, viewer: Viewer) -> None:
+        self.base_url = base_url
+        self.viewer = viewer
+        self.posts: dict[int, Post] = {}
+        self.actors: dict[int, Actor] = {}
+        self.mentions: dict[int, list[int]] = {}
+        self.tags: dict[int, list[str]] = {}
+        self.favourited: set[int] = set()
+        self.reblogged: set[int] = set()
+        self.apps: dict[int, Application] = {}
+
+    async def load(self, session: AsyncSession, posts: Sequence[Post]) -> None:
+        for post in posts:
+            self.posts[post.id] = post
+        missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
+        if missing:
+            for post in await session.scalars(select(Post).where(Post.id.in_(missing))):
+                self.posts[post.id] = post
+        originals = [p.id for p in self.posts.values() if not p.reblog]
+        if originals:
+            for post_id, actor_id in await session.execute(
+                    select(Mention.post_id, Mention.actor_id).where(Mention.post_id.in_(originals))):
+                self.mentions.setdefault(post_id, []).append(actor_id)
+            for post_id, name in await session.execute(
+                    select(PostTag.post_id, PostTag.name).where(PostTag.post_id.in_(originals))):
+                self.tags.setdefault(post_id, []).append(name)
+        actor_ids = {p.author_id for p in self.posts.values()}
+        actor_ids.update(a for ids in self.mentions.values() for a in ids)
+        self.actors = await load_actors(session, actor_ids)
+        app_ids = {p.application_id for p in self.posts.values() if p.application_id}
+        if app_ids:
+            for app in await session.scalars(select(Application).where(Application.id.in_(app_ids))):
+                self.apps[app.id] = app
+        me = self.viewer.actor_id
+        if me is not None and originals:
+            self.favourited = set(await session.scalars(
+                select(Favourite.post_id).where(Favourite.actor_id == me, Favourite.post_id.in_(originals))))
+            self.reblogged = set(await session.scalars(
+                select(Post.reblog_of_id).where(Post.author_id == me, Post.reblog_of_id.in_(originals))))
+
+    def render(self, post: Post) -> dict[str, Any]:
+        if post.reblog_of_id is not None:
+            original = self.posts.get(post.reblog_of_id)
+            inner = self._render_original(original) if original is not None else None
+            data = self._shell(post)
+            data["reblog"] = inner
+            if inner is not None:
+                for key in ("favourited", "reblogged", "bookmarked", "muted", "pinned"):
+                    data[key] = inner[key]
+            return data
+        return self._render_original(post)
+
+    def _shell(self, post: Post) -> dict[str, Any]:
+        author = self.actors[post.author_id]
+        return {
+            "id": str(post.id),
+            "uri": post.uri,
+            "url": post.url or post.uri,
+            "created_at": iso(post.created_at),
+            "account": account_to_api(author, self.base_url),
+            "content": "",
+            "visibility": post.visibility,
+            "sensitive": False,
+            "spoiler_text": "",
+            "media_attachments": [],
+            "application": None,
+            "mentions": [],
+            "tags": [],
+            "emojis": [],
+            "reblogs_count": 0,
+            "favourites_count": 0,
+            "replies_count": 0,
+            "in_reply_to_id": None,
+            "in_reply_to_account_id": None,
+            "reblog": None,
+            "poll": None,
+            "card": None,
+            "language": None,
+            "text": None,
+            "edited_at": None,
+            "favourited": False,
+            "reblogged": False,
+            "muted": False,
+            "bookmarked": False,
+            "pinned": False,
+            "filtered": [],
+        }
+
+    def _render_original(self, post: Post) -> dict[str, Any]:
+        data = self._shell(post)
+        mentions = []
+        for actor_id in self.mentions.get(post.id, []):
+            actor = self.actors.get(actor_id)
+            if actor is not None:
+                mentions.append({"id": str(actor.id), "username": actor.username, "acct": actor.acct(),
+                                 "url": actor.url or actor.uri})
+        app = self.apps.get(post.application_id) if post.application_id else None
+        data.update({
+            "content": post.content,
+            "sensitive": bool(post.sensitive),
+            "spoiler_text": post.spoiler_text or "",
+            "application": {"name": app.name, "website": app.website} if app else None,
+            "mentions": mentions,
+            "tags": [{"name": name, "url": f"{self.base_url}/tags/{name}"}
+                     for name in sorted(self.tags.get(post.id, []))],
+            "reblogs_count": post.reblogs_count,
+            "favourites_count": post.favourites_count,
+            "replies_count": post.replies_count,
+            "in_reply_to_id": str(post.in_reply_to_id) if post.in_reply_to_id else None,
+            "in_reply_to_account_id": str(post.in_reply_to_account_id) if post.in_reply_to_account_id else None,
+            "language": post.language,
+            "edited_at": iso(post.edited_at),
+            "favourited": post.id in self.favourited,
+            "reblogged": post.id in self.reblogged,
+        })
+        return data
+
+
+async def render_statuses(session: AsyncSession, posts: Sequence[Post], viewer: Viewer,
+                          base_url: str) -> list[dict[str, Any]]:
+    batch = StatusBatch(base_url, viewer)
+    await batch.load(session, posts)
+    return [batch.render(p) for p in posts]
+
+
+async def render_status(session: AsyncSession, post: Post, viewer: Viewer, base_url: str) -> dict[str, Any]:
+    return (await render_statuses(session, [post], viewer, base_url))[0]
+
+
+async def relationships_to_api(session: AsyncSession, me: int, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Relationship entities for `me` and each of `ids`, in the order asked, in two queries."""
+    if not ids:
+        return []
+    outgoing = {f.target_id: f for f in await session.scalars(
+        select(Follow).where(Follow.follower_id == me, Follow.target_id.in_(ids)))}
+    incoming = {f.follower_id: f for f in await session.scalars(
+        select(Follow).where(Follow.target_id == me, Follow.follower_id.in_(ids)))}
+    out = []
+    for target in ids:
+        mine = outgoing.get(target)
+        theirs = incoming.get(target)
+        out.append({
+            "id": str(target),
+            "following": bool(mine and mine.state == ACCEPTED),
+            "showing_reblogs": bool(mine.show_reblogs) if mine else False,
+            "notifying": bool(mine.notify) if mine else False,
+            "languages": None,
+            "followed_by": bool(theirs and theirs.state == ACCEPTED),
+            "blocking": False,
+            "blocked_by": False,
+            "muting": False,
+            "muting_notifications": False,
+            "requested": bool(mine and mine.state == PENDING),
+            "requested_by": bool(theirs and theirs.state == PENDING),
+            "domain_blocking": False,
+            "endorsed": False,
+            "note": "",
+        })
+    return out
+
+
+async def render_notifications(session: AsyncSession, notes: Sequence[Notification], viewer: Viewer,
+                               base_url: str) -> list[dict[str, Any]]:
+    post_ids = {n.post_id for n in notes if n.post_id}
+    posts = list(await session.scalars(select(Post).where(Post.id.in_(post_ids)))) if post_ids else []
+    batch = StatusBatch(base_url, viewer)
+    await batch.load(session, posts)
+    by_id = {p.id: p for p in posts}
+    actors = await load_actors(session, {n.from_actor_id for n in notes} - set(batch.actors))
+    actors.update(batch.actors)
+    out = []
+    for note in notes:
+        actor = actors.get(note.from_actor_id)
+        if actor is None:
+            continue
+        post = by_id.get(note.post_id) if note.post_id else None
+        out.append({
+            "id": str(note.id),
+            "type": note.kind,
+            "created_at": iso(note.created_at),
+            "group_key": f"ungrouped-{note.id}",
+            "account": account_to_api(actor, base_url),
+            "status": batch.render(post) if post is not None else None,
+        })
+    return out

@@ -1,0 +1,130 @@
+"""Fixtures: every database test runs on SQLite and on a real PostgreSQL server started here.
+
+`VOISINAGE_TEST_DATABASES=sqlite` (or `postgresql`) narrows the run while developing; `make test`
+runs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+
+from voisinage.models import db as dbmod
+from voisinage.server.app import create_app
+from voisinage.server.settings import Settings
+
+from .rig.commune import Commune
+from .rig.pg import PostgresServer
+
+BACKENDS = [b.strip() for b in os.environ.get("VOISINAGE_TEST_DATABASES", "sqlite,postgresql").split(",")
+            if b.strip()]
+_counter = itertools.count()
+
+
+async def _migrate(url: str) -> None:
+    engine = dbmod.make_engine(url)
+    await dbmod.migrate(engine)
+    await engine.dispose()
+
+
+class Databases:
+    """Migrates one template database per engine once; each test gets a fresh copy of it."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="voisinage-test-"))
+        self.sqlite_template: Path | None = None
+        self.pg: PostgresServer | None = None
+        self.pg_url: str | None = None
+
+    def sqlite(self) -> str:
+        if self.sqlite_template is None:
+            template = self.tmp / "template.db"
+            asyncio.run(_migrate(f"sqlite+aiosqlite:///{template}"))
+            self.sqlite_template = template
+        copy = self.tmp / f"test{next(_counter)}.db"
+        shutil.copyfile(self.sqlite_template, copy)
+        return f"sqlite+aiosqlite:///{copy}"
+
+    def postgresql(self) -> str:
+        if self.pg_url is None:
+            self.pg = PostgresServer()
+            self.pg_url = self.pg.start()
+            asyncio.run(self._admin("CREATE DATABASE vtemplate"))
+            asyncio.run(_migrate(f"{self.pg_url}/vtemplate"))
+        name = f"test{next(_counter)}"
+        asyncio.run(self._admin(f"CREATE DATABASE {name} TEMPLATE vtemplate"))
+        return f"{self.pg_url}/{name}"
+
+    async def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.pg_url.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    dbs = Databases()
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: Any, databases: Databases) -> str:
+    return getattr(databases, request.param)()
+
+
+def make_settings(db_url: str, tmp_path: Path, domain: str = "a.test", **sections: Any) -> Settings:
+    settings = Settings(run_workers=False).replace(
+        instance={"domain": domain, "name": "Commune de Test", "scheme": "https"},
+        database={"url": db_url},
+        media={"path": str(tmp_path / "media")},
+    )
+    return settings.replace(**sections) if sections else settings
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings) -> Any:
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def commune(client: Any) -> Commune:
+    """An instance with the cast's villages and no resident yet."""
+    return await _villages_only(client)
+
+
+async def _villages_only(client: Any) -> Commune:
+    c = Commune(client)
+    from .rig import cast
+
+    for slug in cast.VILLAGES:
+        await c.add_village(slug)
+    return c
+
+
+@pytest.fixture
+async def rig(client: Any) -> Commune:
+    """An instance with the whole cast: villages north/south/east, residents alder, birch (north),
+    cedar (south), dogwood (east), each with a token for every scope."""
+    return await Commune(client).seed()
