@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from .api import accounts, instance, notifications, statuses, timelines
+from .api import accounts, instance, notifications, registration, statuses, timelines
 from .auth import guard
 from .oauth import apps, authorize, token
 from .pages import register
@@ -50,7 +50,7 @@ ROUTES: list[Route] = [
     R("GET", "/register", register.get_register, None),
     R("POST", "/register", register.post_register, None),
     # accounts
-    R("POST", "/api/v1/accounts", accounts.create_account, "write:accounts", user=False),
+    R("POST", "/api/v1/accounts", registration.create_account, "write:accounts", user=False),
     R("GET", "/api/v1/accounts/verify_credentials", accounts.verify_credentials, "read:accounts"),
     R("PATCH", "/api/v1/accounts/update_credentials", accounts.update_credentials, "write:accounts"),
     R("GET", "/api/v1/accounts/relationships", accounts.get_relationships, "read:follows"),

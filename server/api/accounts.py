@@ -3,8 +3,6 @@
 from aiohttp import web
 
 
-async def create_account(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPNotImplemented()
 
 
 async def verify_credentials(request: web.Request) -> web.StreamResponse:

@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 50a565885f92
+Revision ID: f2a5b6439c06
 Revises: 
-Create Date: 2026-11-25 21:56:56.324466
+Create Date: 2026-11-25 21:58:23.703420
 """
 from alembic import op
 import sqlalchemy as sa
 import voisinage.models.base
 
 
-revision = '50a565885f92'
+revision = 'f2a5b6439c06'
 down_revision = None
 branch_labels = None
 depends_on = None
