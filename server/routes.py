@@ -37,7 +37,7 @@ ROUTES: list[Route] = [
     # instance
     R("GET", "/api/v1/instance", instance.get_instance_v1, None),
     R("GET", "/api/v2/instance", instance.get_instance_v2, None),
-    R("GET", "/api/v1/custom_emojis", instance.get_custom_emojis, None),
+    R("GET", "/api/v1/custom_emojis", instance.get_custom_emojis, "read", user=False),
     # OAuth and apps
     R("POST", "/api/v1/apps", apps.create_app, None),
     R("GET", "/api/v1/apps/verify_credentials", apps.verify_app, "read", user=False),
