@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: f2a5b6439c06
+Revision ID: 8b4a54129520
 Revises: 
-Create Date: 2026-11-25 21:58:23.703420
+Create Date: 2026-11-25 22:03:16.422004
 """
 from alembic import op
 import sqlalchemy as sa
 import voisinage.models.base
 
 
-revision = 'f2a5b6439c06'
+revision = '8b4a54129520'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -21,6 +21,35 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_id_nodes'))
+    )
+    op.create_table('inbox_items',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('activity_uri', sa.String(length=512), nullable=False),
+    sa.Column('signer_uri', sa.String(length=512), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', voisinage.models.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbox_items')),
+    sa.UniqueConstraint('activity_uri', name=op.f('uq_inbox_items_activity_uri'))
+    )
+    with op.batch_alter_table('inbox_items', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbox_items_next_attempt_at'), ['next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbox_items_state'), ['state'], unique=False)
+
+    op.create_table('instances',
+    sa.Column('host', sa.String(length=255), nullable=False),
+    sa.Column('partner', sa.Boolean(), nullable=False),
+    sa.Column('blocked', sa.Boolean(), nullable=False),
+    sa.Column('failure_days', sa.JSON(), nullable=False),
+    sa.Column('unavailable_since', voisinage.models.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('software', sa.String(length=100), nullable=True),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('host', name=op.f('pk_instances'))
     )
     op.create_table('meta',
     sa.Column('key', sa.String(length=64), nullable=False),
@@ -44,6 +73,11 @@ def upgrade() -> None:
     sa.Column('window_start', sa.BigInteger(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('key', 'window_start', name=op.f('pk_rate_counters'))
+    )
+    op.create_table('tombstones',
+    sa.Column('uri', sa.String(length=512), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('uri', name=op.f('pk_tombstones'))
     )
     op.create_table('villages',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -161,6 +195,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_oauth_tokens_actor_id'), ['actor_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_tokens_application_id'), ['application_id'], unique=False)
 
+    op.create_table('outgoing_activities',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('activity_uri', sa.String(length=512), nullable=False),
+    sa.Column('signer_id', sa.BigInteger(), nullable=False),
+    sa.Column('body', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['signer_id'], ['actors.id'], name=op.f('fk_outgoing_activities_signer_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outgoing_activities'))
+    )
+    with op.batch_alter_table('outgoing_activities', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outgoing_activities_activity_uri'), ['activity_uri'], unique=False)
+
     op.create_table('posts',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('uri', sa.String(length=512), nullable=False),
@@ -224,6 +270,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_residents_household_id'), ['household_id'], unique=False)
+
+    op.create_table('deliveries',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('outgoing_id', sa.BigInteger(), nullable=False),
+    sa.Column('inbox_uri', sa.String(length=512), nullable=False),
+    sa.Column('host', sa.String(length=255), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', voisinage.models.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['outgoing_id'], ['outgoing_activities.id'], name=op.f('fk_deliveries_outgoing_id_outgoing_activities'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
+    sa.UniqueConstraint('outgoing_id', 'inbox_uri', name=op.f('uq_deliveries_outgoing_id'))
+    )
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_deliveries_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deliveries_host'), ['host'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deliveries_next_attempt_at'), ['next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deliveries_outgoing_id'), ['outgoing_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deliveries_state'), ['state'], unique=False)
 
     op.create_table('favourites',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -323,6 +391,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_favourites_post_id'))
 
     op.drop_table('favourites')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deliveries_state'))
+        batch_op.drop_index(batch_op.f('ix_deliveries_outgoing_id'))
+        batch_op.drop_index(batch_op.f('ix_deliveries_next_attempt_at'))
+        batch_op.drop_index(batch_op.f('ix_deliveries_host'))
+        batch_op.drop_index('ix_deliveries_due')
+
+    op.drop_table('deliveries')
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_residents_household_id'))
 
@@ -337,6 +413,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_posts_audience_id_id')
 
     op.drop_table('posts')
+    with op.batch_alter_table('outgoing_activities', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outgoing_activities_activity_uri'))
+
+    op.drop_table('outgoing_activities')
     with op.batch_alter_table('oauth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oauth_tokens_application_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_tokens_actor_id'))
@@ -358,8 +438,15 @@ def downgrade() -> None:
     op.drop_index('ix_actors_username_domain', table_name='actors')
     op.drop_table('actors')
     op.drop_table('villages')
+    op.drop_table('tombstones')
     op.drop_table('rate_counters')
     op.drop_table('oauth_applications')
     op.drop_table('meta')
+    op.drop_table('instances')
+    with op.batch_alter_table('inbox_items', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbox_items_state'))
+        batch_op.drop_index(batch_op.f('ix_inbox_items_next_attempt_at'))
+
+    op.drop_table('inbox_items')
     op.drop_table('id_nodes')
     # ### end Alembic commands ###

@@ -1,0 +1,69 @@
+"""Claiming durable work: two concurrent claimers never take the same row; leases expire."""
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from voisinage.models import db
+from voisinage.models.base import utcnow
+from voisinage.models.delivery import Delivery, OutgoingActivity
+from voisinage.models.instance import normalize_host
+from voisinage.models.queue import claim_due
+from voisinage.models.resident import Resident  # noqa: F401
+
+
+async def _fill(sm, actor_id: int, n: int) -> None:
+    async with db.write_session(sm) as session:
+        out = OutgoingActivity(activity_uri="https://a.test/x", signer_id=actor_id, body=b"{}")
+        session.add(out)
+        await session.flush()
+        for i in range(n):
+            session.add(Delivery(outgoing_id=out.id, inbox_uri=f"https://r{i}.test/inbox", host=f"r{i}.test"))
+
+
+async def test_concurrent_claims_take_each_row_once(rig):
+    sm = rig.sessionmaker
+    await _fill(sm, rig["alder"].actor_id, 30)
+
+    async def claimer() -> list[int]:
+        taken = []
+        while True:
+            async with db.write_session(sm) as session:
+                rows = await claim_due(session, Delivery, limit=4, lease=dt.timedelta(minutes=5))
+                taken.extend(r.id for r in rows)
+            if not rows:
+                return taken
+            await asyncio.sleep(0)
+
+    results = await asyncio.gather(claimer(), claimer(), claimer())
+    all_ids = [i for r in results for i in r]
+    assert len(all_ids) == 30 and len(set(all_ids)) == 30
+
+
+async def test_a_lease_expires_so_a_dead_workers_rows_come_back(rig):
+    sm = rig.sessionmaker
+    await _fill(sm, rig["alder"].actor_id, 2)
+    async with db.write_session(sm) as session:
+        first = await claim_due(session, Delivery, limit=10, lease=dt.timedelta(minutes=5))
+    assert len(first) == 2
+    async with db.write_session(sm) as session:
+        assert await claim_due(session, Delivery, limit=10, lease=dt.timedelta(minutes=5)) == []
+    later = utcnow() + dt.timedelta(minutes=6)
+    async with db.write_session(sm) as session:
+        again = await claim_due(session, Delivery, limit=10, lease=dt.timedelta(minutes=5), now=later)
+    assert {d.id for d in again} == {d.id for d in first}
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("Example.COM", "example.com"), ("localhost:18081", "localhost:18081"), ("a.test.", "a.test"),
+    ("bücher.example", "xn--bcher-kva.example"), ("B.test:443", "b.test:443"),
+])
+def test_hosts_are_normalized_exactly(raw, expected):
+    assert normalize_host(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "a/b", "x@y", "a.test:99999", "a.test:port", "a b"])
+def test_bad_hosts_are_refused(raw):
+    with pytest.raises(ValueError):
+        normalize_host(raw)
