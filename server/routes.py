@@ -12,7 +12,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from .api import accounts, instance, notifications, registration, statuses, timelines
+from .api import accounts, instance, media, notifications, registration, statuses, streaming, timelines
 from .auth import guard
 from .oauth import apps, authorize, token
 from .pages import register
@@ -27,10 +27,12 @@ class Route:
     handler: Handler
     scope: str | None
     user: bool = True
+    guarded: bool = True  # False: the token is not even read (media files load in <img> tags)
 
 
-def R(method: str, path: str, handler: Handler, scope: str | None, user: bool = True) -> Route:
-    return Route(method, path, handler, scope, user)
+def R(method: str, path: str, handler: Handler, scope: str | None, user: bool = True,
+      guarded: bool = True) -> Route:
+    return Route(method, path, handler, scope, user, guarded)
 
 
 ROUTES: list[Route] = [
@@ -82,11 +84,22 @@ ROUTES: list[Route] = [
     R("POST", "/api/v1/notifications/clear", notifications.clear_notifications, "write:notifications"),
     R("GET", "/api/v1/notifications/{id}", notifications.get_notification, "read:notifications"),
     R("POST", "/api/v1/notifications/{id}/dismiss", notifications.dismiss_notification, "write:notifications"),
+    # media
+    R("POST", "/api/v2/media", media.create_media_v2, "write:media"),
+    R("POST", "/api/v1/media", media.create_media_v1, "write:media"),
+    R("GET", "/api/v1/media/{id}", media.get_media, "write:media"),
+    R("PUT", "/api/v1/media/{id}", media.update_media, "write:media"),
+    R("DELETE", "/api/v1/media/{id}", media.delete_media, "write:media"),
+    R("GET", "/media/{prefix}/{key}/{name}", media.get_media_file, None, guarded=False),
+    # streaming
+    R("GET", "/api/v1/streaming", streaming.get_streaming, "read:statuses"),
+    R("GET", "/api/v1/streaming/health", streaming.get_streaming_health, "read:statuses"),
+    R("GET", "/api/v1/streaming/{stream:[a-z/:]+}", streaming.get_stream_sse, "read:statuses"),
 ]
 
 
 def setup_routes(app: web.Application) -> None:
     for route in ROUTES:
-        handler = guard(route.handler, route.scope, route.user)
+        handler = guard(route.handler, route.scope, route.user) if route.guarded else route.handler
         app.router.add_route(route.method, route.path, handler)
         app.router.add_route(route.method, route.path + "/", handler)

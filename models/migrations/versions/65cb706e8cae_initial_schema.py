@@ -1,15 +1,15 @@
 """initial schema
 
-Revision ID: 8b4a54129520
+Revision ID: 65cb706e8cae
 Revises: 
-Create Date: 2026-11-25 22:03:16.422004
+Create Date: 2026-11-25 22:03:54.697542
 """
 from alembic import op
 import sqlalchemy as sa
 import voisinage.models.base
 
 
-revision = '8b4a54129520'
+revision = '65cb706e8cae'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -328,6 +328,35 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_idempotent_results_post_id_posts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('actor_id', 'key', name=op.f('pk_idempotent_results'))
     )
+    op.create_table('media_attachments',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('post_id', sa.BigInteger(), nullable=True),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('file_key', sa.String(length=64), nullable=False),
+    sa.Column('content_type', sa.String(length=64), nullable=False),
+    sa.Column('preview_content_type', sa.String(length=64), nullable=False),
+    sa.Column('width', sa.Integer(), nullable=False),
+    sa.Column('height', sa.Integer(), nullable=False),
+    sa.Column('preview_width', sa.Integer(), nullable=False),
+    sa.Column('preview_height', sa.Integer(), nullable=False),
+    sa.Column('file_size', sa.Integer(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('focus_x', sa.Float(), nullable=False),
+    sa.Column('focus_y', sa.Float(), nullable=False),
+    sa.Column('blurhash', sa.String(length=64), nullable=True),
+    sa.Column('remote_url', sa.String(length=512), nullable=True),
+    sa.Column('processed', sa.Boolean(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_media_attachments_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_media_attachments_post_id_posts'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_media_attachments')),
+    sa.UniqueConstraint('file_key', name=op.f('uq_media_attachments_file_key'))
+    )
+    with op.batch_alter_table('media_attachments', schema=None) as batch_op:
+        batch_op.create_index('ix_media_attachments_actor_id_created_at', ['actor_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_media_attachments_post_id', ['post_id'], unique=False)
+
     op.create_table('mentions',
     sa.Column('post_id', sa.BigInteger(), nullable=False),
     sa.Column('actor_id', sa.BigInteger(), nullable=False),
@@ -382,6 +411,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_mentions_actor_id_post_id')
 
     op.drop_table('mentions')
+    with op.batch_alter_table('media_attachments', schema=None) as batch_op:
+        batch_op.drop_index('ix_media_attachments_post_id')
+        batch_op.drop_index('ix_media_attachments_actor_id_created_at')
+
+    op.drop_table('media_attachments')
     op.drop_table('idempotent_results')
     with op.batch_alter_table('home_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_home_entries_shown_id'))
