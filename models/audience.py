@@ -17,8 +17,9 @@ The author always sees their own posts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
-from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .actor import Actor
@@ -43,6 +44,7 @@ ANONYMOUS = Viewer(None, None)
 
 
 async def load_viewer(session: AsyncSession, actor_id: int | None) -> Viewer:
+    """The reader `actor_id` with their home village's Group actor (ANONYMOUS for None)."""
     if actor_id is None:
         return ANONYMOUS
     village_actor = await session.scalar(
@@ -66,14 +68,13 @@ def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
     follows = _followed_by(me)
     original = func.coalesce(Post.reblog_of_id, Post.id)
     mentioned = exists(select(Mention.post_id).where(Mention.post_id == original, Mention.actor_id == me))
-    public_audiences = local_village_actors().union(follows)
+    public_audience = [Post.audience_id.in_(local_village_actors()), Post.audience_id.in_(follows)]
     if viewer.village_actor_id is not None:
-        public_audiences = public_audiences.union(_followed_by(viewer.village_actor_id))
+        public_audience.append(Post.audience_id.in_(_followed_by(viewer.village_actor_id)))
     return or_(
         Post.origin_author_id == me,
         Post.author_id == me,
-        and_(Post.visibility == PUBLIC,
-             or_(Post.audience_id.in_(public_audiences), Post.origin_author_id.in_(follows))),
+        and_(Post.visibility == PUBLIC, or_(*public_audience, Post.origin_author_id.in_(follows))),
         and_(Post.visibility == UNLISTED, Post.audience_id == viewer.village_actor_id)
         if viewer.village_actor_id is not None else false(),
         and_(Post.visibility == PRIVATE, or_(Post.origin_author_id.in_(follows), mentioned)),
@@ -82,6 +83,7 @@ def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
 
 
 async def can_see(session: AsyncSession, viewer: Viewer, post_id: int) -> bool:
+    """Whether `viewer` may see the post (the rule of `visible_clause`)."""
     found = await session.scalar(select(Post.id).where(Post.id == post_id, visible_clause(viewer)))
     return found is not None
 
@@ -98,3 +100,65 @@ def boostable(post: Post, booster_id: int) -> bool:
     if post.visibility == PUBLIC:
         return True
     return post.visibility == PRIVATE and post.author_id == booster_id
+
+
+def readers_clause(post: Post) -> ColumnElement[bool]:
+    """A WHERE clause on `Actor` true exactly for the local actors who may see `post`.
+
+    The inverse of `visible_clause`, term by term (a test checks on the cast that both agree for every
+    post and viewer): fan-out, notifications and mentions ask this instead of re-deciding who sees what.
+    `post` must be flushed, with its mentions (they are read from the database).
+    """
+    original_id = post.reblog_of_id or post.id
+    mentioned = Actor.id.in_(select(Mention.actor_id).where(Mention.post_id == original_id))
+    follows_origin = Actor.id.in_(select(Follow.follower_id).where(
+        Follow.target_id == post.origin_author_id, Follow.state == ACCEPTED))
+    own = Actor.id.in_({post.author_id, post.origin_author_id})
+    if post.visibility == PUBLIC:
+        rule = or_(_public_audience_readers(post.audience_id), follows_origin)
+    elif post.visibility == UNLISTED and post.audience_id is not None:
+        rule = Actor.village_id.in_(select(Village.id).where(Village.actor_id == post.audience_id))
+    elif post.visibility == PRIVATE:
+        rule = or_(follows_origin, mentioned)
+    elif post.visibility == DIRECT:
+        rule = mentioned
+    else:
+        rule = false()
+    return and_(Actor.domain == "", or_(own, rule))
+
+
+def _public_audience_readers(audience_id: int | None) -> ColumnElement[bool]:
+    """Who may read a public post of this village: everyone here when it is one of ours; otherwise its
+    followers and the members of our villages that follow it."""
+    if audience_id is None:
+        return false()
+    ours = exists(select(Village.id).where(Village.actor_id == audience_id))
+    follows_it = Actor.id.in_(select(Follow.follower_id).where(
+        Follow.target_id == audience_id, Follow.state == ACCEPTED))
+    village_follows_it = Actor.village_id.in_(
+        select(Village.id).join(Follow, Follow.follower_id == Village.actor_id)
+        .where(Follow.target_id == audience_id, Follow.state == ACCEPTED))
+    return or_(ours, follows_it, village_follows_it)
+
+
+def readers_query(post: Post) -> Select[tuple[int]]:
+    """SELECT of the ids of the local actors who may see `post`."""
+    return select(Actor.id).where(readers_clause(post))
+
+
+async def get_readers(session: AsyncSession, post: Post, among: Iterable[int] | None = None) -> set[int]:
+    """The local actors (optionally only among `among`) who may see `post`."""
+    query = readers_query(post)
+    if among is not None:
+        wanted = set(among)
+        if not wanted:
+            return set()
+        query = query.where(Actor.id.in_(wanted))
+    return set(await session.scalars(query))
+
+
+def followers_who_see(post: Post, target_id: int) -> Select[tuple[int, bool, bool]]:
+    """SELECT of the local accepted followers of `target_id` who may see `post` (with their Follow)."""
+    return (select(Follow.follower_id, Follow.show_reblogs, Follow.notify)
+            .join(Actor, Actor.id == Follow.follower_id)
+            .where(Follow.target_id == target_id, Follow.state == ACCEPTED, readers_clause(post)))

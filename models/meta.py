@@ -3,16 +3,15 @@ Idempotency-Key results."""
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, delete, select, update
+from sqlalchemy import ForeignKey, Integer, String, Text, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, TimestampMixin, utcnow
+from .base import Base, TimestampMixin
 
 
 class MetaValue(Base):
