@@ -11,10 +11,11 @@ import jinja2
 from aiohttp import web
 
 from voisinage.models import db
+from voisinage.models.events import EventBus, bind_bus
 from voisinage.models.meta import get_or_create_secret
 
 from . import middleware
-from .keys import CLOCK, ENGINE, SECRET, SESSIONMAKER, SETTINGS, TEMPLATES, TOKEN_CACHE
+from .keys import CLOCK, ENGINE, EVENT_BUS, SECRET, SESSIONMAKER, SETTINGS, TEMPLATES, TOKEN_CACHE
 from .routes import setup_routes
 from .settings import Settings
 
@@ -26,9 +27,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     engine, sessionmaker = await db.open_database(app[SETTINGS].database.url)
     app[ENGINE] = engine
     app[SESSIONMAKER] = sessionmaker
+    bus = app[EVENT_BUS]
+    await bus.attach(engine)
+    bind_bus(sessionmaker, bus)
     async with db.write_session(sessionmaker) as session:
         app[SECRET] = await get_or_create_secret(session, "secret_key")
     yield
+    await bus.close()
     await engine.dispose()
 
 
@@ -48,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TOKEN_CACHE] = {}
     app[TEMPLATES] = make_templates()
     app[CLOCK] = time.time
+    app[EVENT_BUS] = EventBus()
     app.cleanup_ctx.append(_database)
     setup_routes(app)
     app.router.add_static("/static/", STATIC, append_version=False)

@@ -80,6 +80,9 @@ def bearer_token(request: web.Request) -> str | None:
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     token = request.query.get("access_token")
+    if not token and request.headers.get("Upgrade", "").lower() == "websocket":
+        # masto.js sends the token as the websocket sub-protocol.
+        token = request.headers.get("Sec-WebSocket-Protocol", "").split(",")[0].strip()
     return token or None
 
 

@@ -9,7 +9,7 @@ OPEN_PREFIXES = ("/api/v1/instance", "/api/v2/instance", "/api/v1/apps", "/oauth
 
 def _concrete(path: str) -> str:
     return (path.replace("{id}", "1234").replace("{hashtag}", "annonce").replace("{account_id}", "1234")
-            .replace("{name}", "x"))
+            .replace("{name}", "x").replace("{stream:[a-z/:]+}", "user"))
 
 
 def test_only_routes_of_the_open_list_are_open():
