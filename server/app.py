@@ -10,6 +10,9 @@ from typing import AsyncIterator
 import jinja2
 from aiohttp import web
 
+from voisinage.federation.context import FEDERATION, FederationContext, make_transport
+from voisinage.federation.routes import setup_federation_routes
+from voisinage.federation.workers import workers_ctx
 from voisinage.models import db
 from voisinage.models.events import EventBus, bind_bus
 from voisinage.models.meta import get_or_create_secret
@@ -37,6 +40,28 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def _federation(app: web.Application) -> AsyncIterator[None]:
+    """The federation context: our identity, the database, and the one outgoing HTTP client."""
+    settings = app[SETTINGS]
+    transport = make_transport(settings.instance.domain, settings.base_url,
+                               settings.federation.allow_private_addresses)
+    await transport.start()
+    app[FEDERATION] = FederationContext(
+        base_url=settings.base_url, domain=settings.instance.domain, scheme=settings.instance.scheme,
+        sessionmaker=app[SESSIONMAKER], transport=transport,
+        allow_private_addresses=settings.federation.allow_private_addresses, clock=app[CLOCK])
+    yield
+    await transport.close()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    if not app[SETTINGS].run_workers:
+        yield
+        return
+    async for _ in workers_ctx(app):
+        yield
+
+
 def make_templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("voisinage.server", "templates"),
@@ -55,7 +80,10 @@ def create_app(settings: Settings) -> web.Application:
     app[CLOCK] = time.time
     app[EVENT_BUS] = EventBus()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_federation)
+    app.cleanup_ctx.append(_workers)
     setup_routes(app)
+    setup_federation_routes(app)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app
 
