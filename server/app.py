@@ -13,7 +13,7 @@ from aiohttp import web
 from voisinage.federation.context import FEDERATION, FederationContext, make_transport
 from voisinage.federation.routes import setup_federation_routes
 from voisinage.federation.workers import workers_ctx
-from voisinage.models import all_models, db  # all_models: every table known before the first query
+from voisinage.models import all_models, db  # noqa: F401  (all_models: every table known at start)
 from voisinage.models.events import EventBus, bind_bus
 from voisinage.models.meta import get_or_create_secret
 
