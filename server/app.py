@@ -20,6 +20,7 @@ from voisinage.models.meta import get_or_create_secret
 from . import middleware
 from .keys import CLOCK, ENGINE, EVENT_BUS, SECRET, SESSIONMAKER, SETTINGS, TEMPLATES, TOKEN_CACHE
 from .routes import setup_routes
+from .services.ratelimit import LocalCounters
 from .settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -33,6 +34,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     bus = app[EVENT_BUS]
     await bus.attach(engine)
     bind_bus(sessionmaker, bus)
+    app[middleware.API_LIMITER] = LocalCounters() if engine.dialect.name == "sqlite" else None
     async with db.write_session(sessionmaker) as session:
         app[SECRET] = await get_or_create_secret(session, "secret_key")
     yield
@@ -73,7 +75,7 @@ def make_templates() -> jinja2.Environment:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[middleware.errors_and_cors], client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(middlewares=[middleware.errors_and_cors, middleware.api_rate_limit], client_max_size=MAX_REQUEST_BYTES)
     app[SETTINGS] = settings
     app[TOKEN_CACHE] = {}
     app[TEMPLATES] = make_templates()

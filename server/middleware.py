@@ -8,8 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from voisinage.models.oauth import token_digest
+
 from .errors import ApiError
-from .keys import SETTINGS
+from .keys import CLOCK, SESSIONMAKER, SETTINGS
 
 log = logging.getLogger("voisinage.server")
 
@@ -98,3 +100,28 @@ def request_scheme(request: web.Request) -> str:
         if proto in ("http", "https"):
             return proto
     return request.scheme
+
+
+API_LIMITER = web.AppKey("api_limiter", object)  # services.ratelimit.LocalCounters, or None on PostgreSQL
+
+
+@web.middleware
+async def api_rate_limit(request: web.Request, handler: Any) -> web.StreamResponse:
+    """`ratelimit.api_per_5min` per token and per client IP on /api/ (Mastodon: 300 / 5 min)."""
+    settings = request.app[SETTINGS]
+    if not request.path.startswith("/api/") or settings.ratelimit.api_per_5min <= 0 or request.method == "OPTIONS":
+        return await handler(request)
+    from .auth import bearer_token
+    from .services.ratelimit import take_api, too_many_requests
+
+    subjects = [f"ip:{client_ip(request)}"]
+    token = bearer_token(request)
+    if token:
+        subjects.append(f"token:{token_digest(token)}")
+    state = await take_api(request.app[SESSIONMAKER], request.app.get(API_LIMITER), settings, subjects,
+                           request.app[CLOCK]())
+    if not state.allowed:
+        raise too_many_requests(state)
+    response = await handler(request)
+    response.headers.update(state.headers())
+    return response

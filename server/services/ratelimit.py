@@ -138,3 +138,52 @@ def login_limit(settings: Settings) -> Limit:
 async def take_login(session: AsyncSession, settings: Settings, ip: str, now: float) -> RateState:
     """Count a login attempt from this IP; not allowed past `ratelimit.logins_per_5min`."""
     return await take(session, login_limit(settings), ip, now)
+
+
+# --- the API as a whole, per token and per client IP ------------------------------------------------
+
+class LocalCounters:
+    """Fixed-window counters in this process's memory.
+
+    Used on SQLite, where one process serves the instance: the shared state is this process's state,
+    and a database write per API request would serialize every reader behind SQLite's single writer.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    def hit(self, key: str, window: int, now: float) -> tuple[int, int]:
+        start = int(now) - int(now) % window
+        old_start, count = self._windows.get(key, (start, 0))
+        count = count + 1 if old_start == start else 1
+        self._windows[key] = (start, count)
+        if len(self._windows) > 50000:  # drop finished windows
+            self._windows = {k: v for k, v in self._windows.items() if v[0] == start}
+        return count, start + window
+
+
+def api_limit(settings: Settings) -> Limit:
+    return Limit("api", settings.ratelimit.api_per_5min, FIVE_MINUTES)
+
+
+async def take_api(session_factory: object, local: LocalCounters | None, settings: Settings,
+                   subjects: list[str], now: float) -> RateState:
+    """Count one API request for each subject (token, client IP); the most used one decides.
+
+    `local` set: counted in this process (SQLite). Otherwise in the database, shared by every process.
+    """
+    limit = api_limit(settings)
+    if limit.unlimited:
+        return _unlimited(now)
+    states = []
+    if local is not None:
+        for subject in subjects:
+            count, reset_at = local.hit(limit.key(subject), limit.window, now)
+            states.append(RateState(limit.limit, count, reset_at, count <= limit.limit))
+    else:
+        from voisinage.models.db import write_session
+
+        async with write_session(session_factory) as session:  # type: ignore[arg-type]
+            for subject in subjects:
+                states.append(await hit(session, limit, subject, now))
+    return max(states, key=lambda s: s.count)
