@@ -21,6 +21,7 @@ class Notification(TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(20))
     from_actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
     post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))  # admin.report
 
 
 async def notify(session: AsyncSession, recipient_id: int, kind: str, from_actor_id: int,
