@@ -1,4 +1,30 @@
 """Imports every model module so that Base.metadata knows every table."""
 
-from . import actor, follow, interaction, media, meta, notification, oauth, post, resident, timeline, village  # noqa: F401
-from . import delivery, inbox_item, instance, tombstone  # noqa: F401
+from . import (  # noqa: F401  # noqa: F401  # noqa: F401  # noqa: F401  # noqa: F401
+    actor,
+    bookmark,
+    conversation,
+    delivery,
+    filters,
+    follow,
+    inbox_item,
+    instance,
+    interaction,
+    lists,
+    markers,
+    media,
+    meta,
+    mute_block,
+    notification,
+    oauth,
+    pin,
+    poll,
+    post,
+    report,
+    resident,
+    status_edit,
+    tag_follow,
+    timeline,
+    tombstone,
+    village,
+)

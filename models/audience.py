@@ -12,18 +12,35 @@ for boosts, and a boost can never show a post to someone the original did not re
 | private  | followers of the original author, and mentioned accounts |
 | direct   | mentioned accounts |
 The author always sees their own posts.
+
+Blocks come before the table: a post whose author or original author blocked the viewer, or is blocked
+by the viewer, is invisible to them (boosts included), whatever its visibility. Mutes are not part of
+the rule (the muter may still open a muted account's status): timelines and notifications add
+`~muted_clause(viewer_id)` themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .actor import Actor
+from .base import utcnow
 from .follow import ACCEPTED, Follow
+from .mute_block import Block, Mute
 from .post import DIRECT, PRIVATE, PUBLIC, UNLISTED, Mention, Post
 from .village import Village
 
@@ -60,10 +77,49 @@ def local_village_actors():
     return select(Village.actor_id)
 
 
+def blocked_with(actor_ids: Iterable[int | None]) -> Select[tuple[int]]:
+    """SELECT of the actors that block, or are blocked by, any of `actor_ids`."""
+    ids = [i for i in set(actor_ids) if i is not None]
+    return union(select(Block.target_id).where(Block.actor_id.in_(ids)),
+                 select(Block.actor_id).where(Block.target_id.in_(ids)))
+
+
+def not_blocked_clause(viewer_id: int) -> ColumnElement[bool]:
+    """A WHERE clause on `Post`: false for rows whose author or original author blocks the viewer or is
+    blocked by them (the block part of `visible_clause`)."""
+    blocked = blocked_with([viewer_id])
+    return and_(Post.author_id.not_in(blocked), Post.origin_author_id.not_in(blocked))
+
+
+def active_mutes(viewer_id: int | None, *, notifications: bool = False) -> Select[tuple[int]]:
+    """SELECT of the accounts `viewer_id` mutes now (expired mutes do not count); with
+    `notifications=True`, only the mutes that also hide notifications."""
+    query = select(Mute.target_id).where(
+        Mute.actor_id == viewer_id, or_(Mute.expires_at.is_(None), Mute.expires_at > utcnow()))
+    if notifications:
+        query = query.where(Mute.notifications.is_(True))
+    return query
+
+
+def muted_clause(viewer_id: int | None) -> ColumnElement[bool]:
+    """A WHERE clause on `Post` true for the rows the viewer's active mutes hide from their timelines:
+    the muted account's statuses, boosts of them, and their boosts. Timelines add `~muted_clause(me)`."""
+    if viewer_id is None:
+        return false()
+    muted = active_mutes(viewer_id)
+    return or_(Post.author_id.in_(muted), Post.origin_author_id.in_(muted))
+
+
 def visible_clause(viewer: Viewer) -> ColumnElement[bool]:
     """A WHERE clause on `Post` true exactly for the rows `viewer` may see."""
     if viewer.anonymous:
         return false()
+    me = viewer.actor_id
+    return and_(_table_clause(viewer), not_blocked_clause(me))
+
+
+def _table_clause(viewer: Viewer) -> ColumnElement[bool]:
+    """The visibility table itself (blocks aside)."""
     me = viewer.actor_id
     follows = _followed_by(me)
     original = func.coalesce(Post.reblog_of_id, Post.id)
@@ -124,7 +180,8 @@ def readers_clause(post: Post) -> ColumnElement[bool]:
         rule = mentioned
     else:
         rule = false()
-    return and_(Actor.domain == "", or_(own, rule))
+    blocked = blocked_with([post.author_id, post.origin_author_id])
+    return and_(Actor.domain == "", or_(own, rule), Actor.id.not_in(blocked))
 
 
 def _public_audience_readers(audience_id: int | None) -> ColumnElement[bool]:

@@ -1,14 +1,23 @@
-"""Home timelines, fanned in at write time: one row per (reader, status shown)."""
+"""Home timelines, fanned in at write time: one row per (reader, status shown).
+
+Besides follows (`services.posting`), a post reaches the homes of the residents who follow one of its
+hashtags (`tag_followers_who_see`), within who may see it (`models.audience.readers_clause`).
+"""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import ForeignKey, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from .actor import Actor
+from .audience import readers_clause
 from .base import Base
+from .categories import canonical
+from .post import Post
+from .tag_follow import TagFollow
 
 
 class HomeEntry(Base):
@@ -38,3 +47,17 @@ async def remove_author_from_home(session: AsyncSession, owner_id: int, author_p
     """Drop an unfollowed account's statuses from a reader's home timeline (as Mastodon does)."""
     await session.execute(
         delete(HomeEntry).where(HomeEntry.owner_id == owner_id, HomeEntry.post_id.in_(author_post_ids)))
+
+
+async def tag_followers_who_see(session: AsyncSession, post: Post, tag_names: Iterable[str]) -> list[int]:
+    """The local residents following one of `tag_names` (synonyms count: following `#zoekertje` is
+    following `annonce`) who may see `post` and do not have it in their home yet. Boosts are not
+    fanned out this way (their original was). `post` must be flushed, with its mentions."""
+    names = sorted({canonical(name)[:100] for name in tag_names if name})
+    if not names or post.reblog_of_id is not None:
+        return []
+    have = select(HomeEntry.owner_id).where(HomeEntry.post_id == post.id)
+    query = (select(Actor.id)
+             .where(Actor.id.in_(select(TagFollow.actor_id).where(TagFollow.name.in_(names))),
+                    Actor.id.not_in(have), readers_clause(post)))
+    return list(await session.scalars(query))

@@ -7,19 +7,20 @@ in `registration.py`. The follow rules themselves live in `services/relationship
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.actor import APPLICATION, Actor
-from voisinage.models.audience import load_viewer, visible_clause
+from voisinage.models.audience import active_mutes, load_viewer, visible_clause
 from voisinage.models.categories import canonical
 from voisinage.models.db import write_session
 from voisinage.models.follow import ACCEPTED, Follow
+from voisinage.models.mute_block import Block, Mute
 from voisinage.models.post import DIRECT, Post, PostTag
 from voisinage.models.resident import Resident
 
@@ -27,7 +28,17 @@ from ..auth import require_viewer
 from ..errors import ApiError, json_response, not_found, unprocessable
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services.profile import ProfileError, apply_profile, validate_profile
-from ..services.relationships import FollowNotAllowed, count_follow_requests, create_follow, remove_follow
+from ..services.relationships import (
+    FollowNotAllowed,
+    accept_all_requests,
+    count_follow_requests,
+    create_block,
+    create_follow,
+    create_mute,
+    remove_block,
+    remove_follow,
+    remove_mute,
+)
 from . import to_api
 from .params import Params, get_page, link_header, parse_id, path_id, read_params
 
@@ -90,6 +101,9 @@ async def update_credentials(request: web.Request) -> web.StreamResponse:
             raise unprocessable(str(exc)) from None
         apply_profile(actor, resident, changes)
         await session.flush()
+        if changes.locked is False:
+            await accept_all_requests(session, actor)  # unlocking approves who was waiting (Mastodon)
+            await session.refresh(actor)  # its counters changed in SQL
         data = await _credential_account(session, me, settings.base_url)
     return json_response(data)
 
@@ -133,12 +147,18 @@ async def get_account_statuses(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
     page = get_page(params)
     base_url = _base_url(request)
-    if params.get_bool("only_media", False) or params.get_bool("pinned", False):
-        return json_response([])  # no media attachments nor pins exist yet
     async with request.app[SESSIONMAKER]() as session:
         await get_visible_actor(session, actor_id)
         viewer = await load_viewer(session, me)
         query = _account_statuses_query(params, actor_id, viewer)
+        from voisinage.models.media import (
+            MediaAttachment,  # pins and media: the statuses engineer's part
+        )
+        from voisinage.models.pin import Pin
+        if params.get_bool("pinned", False):
+            query = query.where(Post.id.in_(select(Pin.post_id).where(Pin.actor_id == actor_id)))
+        if params.get_bool("only_media", False):
+            query = query.where(exists(select(MediaAttachment.id).where(MediaAttachment.post_id == Post.id)))
         posts, more = page.trim(list(await session.scalars(page.apply(query, Post.id))))
         data = await to_api.render_statuses(session, posts, viewer, base_url)
     link = link_header(request, base_url, page, [p.id for p in posts], more)
@@ -363,3 +383,84 @@ async def search_accounts(request: web.Request) -> web.StreamResponse:
             return json_response([])
         actors = list(await session.scalars(query.limit(limit).offset(offset)))
     return json_response([to_api.account_to_api(a, settings.base_url) for a in actors])
+
+
+# -- blocks and mutes ------------------------------------------------------------------------------
+
+MAX_MUTE_SECONDS = 10 * 365 * 24 * 3600
+
+
+async def _relationship_after(request: web.Request, change: Callable[..., Any]) -> web.StreamResponse:
+    """Run `change(session, me_actor, target)` in one write transaction; answer the Relationship."""
+    me = require_viewer(request)
+    target_id = path_id(request)
+    async with write_session(request.app[SESSIONMAKER]) as session:
+        target = await get_visible_actor(session, target_id)
+        actor = await session.get(Actor, me)
+        if actor is None:
+            raise ApiError(401, "The access token is invalid")
+        try:
+            await change(session, actor, target)
+        except FollowNotAllowed as exc:
+            raise ApiError(403, str(exc)) from None
+        relationship = (await to_api.relationships_to_api(session, me, [target_id]))[0]
+    return json_response(relationship)
+
+
+async def block_account(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/accounts/:id/block: follows both ways end; the two see nothing of each other."""
+    return await _relationship_after(request, create_block)
+
+
+async def unblock_account(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/accounts/:id/unblock (idempotent)."""
+    return await _relationship_after(request, lambda session, me, target: remove_block(session, me.id, target.id))
+
+
+async def mute_account(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/accounts/:id/mute (`notifications` default true, `duration` seconds, 0 = forever)."""
+    params = await read_params(request)
+    notifications = params.get_bool("notifications", True)
+    duration = params.get_int("duration", 0, minimum=0, maximum=MAX_MUTE_SECONDS) or 0
+
+    async def change(session: AsyncSession, me: Actor, target: Actor) -> None:
+        await create_mute(session, me, target, notifications=bool(notifications), duration=duration)
+    return await _relationship_after(request, change)
+
+
+async def unmute_account(request: web.Request) -> web.StreamResponse:
+    """POST /api/v1/accounts/:id/unmute (idempotent)."""
+    return await _relationship_after(request, lambda session, me, target: remove_mute(session, me.id, target.id))
+
+
+async def _account_list(request: web.Request, query: Any, key: Any,
+                        extra: Callable[[Any], dict[str, Any]] | None = None) -> web.StreamResponse:
+    """Accounts from rows (row id, actor id, ...) paged by `key` with a Link header."""
+    params = await read_params(request)
+    page = get_page(params, default=40, maximum=80)
+    base_url = _base_url(request)
+    async with request.app[SESSIONMAKER]() as session:
+        rows, more = page.trim(list((await session.execute(page.apply(query, key))).all()))
+        data = await to_api.render_accounts(session, [row[1] for row in rows], base_url)
+    if extra is not None:
+        by_id = {str(row[1]): row for row in rows}
+        for account in data:
+            account.update(extra(by_id[account["id"]]))
+    link = link_header(request, base_url, page, [row[0] for row in rows], more)
+    return json_response(data, headers={"Link": link} if link else None)
+
+
+async def get_blocks(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/blocks: the accounts I block, newest block first."""
+    me = require_viewer(request)
+    query = select(Block.id, Block.target_id).where(Block.actor_id == me)
+    return await _account_list(request, query, Block.id)
+
+
+async def get_mutes(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/mutes: the accounts I mute now, with `mute_expires_at`, newest mute first."""
+    me = require_viewer(request)
+    query = select(Mute.id, Mute.target_id, Mute.expires_at).where(
+        Mute.actor_id == me, Mute.target_id.in_(active_mutes(me)))
+    return await _account_list(request, query, Mute.id,
+                               lambda row: {"mute_expires_at": to_api.iso(row[2])})

@@ -1,7 +1,9 @@
 """/api/v1/notifications: list (with type and account filters, paged), one, dismiss, clear.
 
 A notification about a status is shown only while its recipient may still see that status (the one
-visibility rule decides), so a post that became invisible takes its notifications with it.
+visibility rule decides), so a post that became invisible takes its notifications with it. Nothing
+from an account blocked either way is shown, nor from an account muted with `notifications=true` (while
+the mute lasts).
 """
 
 from __future__ import annotations
@@ -9,9 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete, exists, or_, select
-
-from voisinage.models.audience import Viewer, load_viewer, visible_clause
+from sqlalchemy import and_, delete, exists, or_, select
+from voisinage.models.audience import (
+    Viewer,
+    active_mutes,
+    blocked_with,
+    load_viewer,
+    visible_clause,
+)
 from voisinage.models.db import write_session
 from voisinage.models.notification import TYPES, Notification
 from voisinage.models.post import Post
@@ -24,9 +31,13 @@ from .to_api import render_notifications
 
 
 def _still_visible(viewer: Viewer) -> Any:
-    """Notifications without a status, or whose status the recipient may see."""
-    return or_(Notification.post_id.is_(None),
-               exists(select(Post.id).where(Post.id == Notification.post_id, visible_clause(viewer))))
+    """Notifications without a status, or whose status the recipient may see; never from an account
+    blocked either way, nor from one muted with its notifications."""
+    return and_(
+        or_(Notification.post_id.is_(None),
+            exists(select(Post.id).where(Post.id == Notification.post_id, visible_clause(viewer)))),
+        Notification.from_actor_id.not_in(blocked_with([viewer.actor_id])),
+        Notification.from_actor_id.not_in(active_mutes(viewer.actor_id, notifications=True)))
 
 
 def _filters(params: Params) -> list[Any]:

@@ -1,6 +1,7 @@
 """Timelines (DESIGN.md "Feeds"): home, the commune and nearby feeds, and category/tag feeds.
 
-All chronological, all behind a token, all filtered by the one visibility rule. Each page is one query
+All chronological, all behind a token, all filtered by the one visibility rule (blocks included) and by
+the reader's active mutes (`muted_clause`). Each page is one query
 for its rows, then one batched render (`to_api.render_statuses`).
 """
 
@@ -10,8 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, exists, false, select
-
-from voisinage.models.audience import load_viewer, visible_clause
+from voisinage.models.audience import load_viewer, muted_clause, visible_clause
 from voisinage.models.categories import canonical
 from voisinage.models.post import PUBLIC, Post, PostTag
 from voisinage.models.timeline import HomeEntry
@@ -43,7 +43,7 @@ async def get_home(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         viewer = await load_viewer(session, me)
         query = (select(Post).join(HomeEntry, HomeEntry.post_id == Post.id)
-                 .where(HomeEntry.owner_id == me, visible_clause(viewer)))
+                 .where(HomeEntry.owner_id == me, visible_clause(viewer), ~muted_clause(me)))
         return await _respond(request, session, viewer, page, query, HomeEntry.post_id)
 
 
@@ -57,7 +57,8 @@ async def get_public(request: web.Request) -> web.Response:
     only_media = params.get_bool("only_media", False)
     async with request.app[SESSIONMAKER]() as session:
         viewer = await load_viewer(session, me)
-        query = (select(Post).where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer)))
+        query = (select(Post).where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
+                                    ~muted_clause(me)))
         if local:
             query = query.where(Post.local.is_(True))
         if remote:
@@ -98,7 +99,8 @@ async def get_tag(request: web.Request) -> web.Response:
     only_media = params.get_bool("only_media", False)
     async with request.app[SESSIONMAKER]() as session:
         viewer = await load_viewer(session, me)
-        query = select(Post).where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer))
+        query = select(Post).where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),
+                                   ~muted_clause(me))
         if local:
             query = query.where(Post.local.is_(True))
         if remote:

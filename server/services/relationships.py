@@ -10,23 +10,28 @@ Rules (DESIGN.md):
   the partner actors that reach it at all, as the admin vouches for partners);
 - a resident who locked their account approves each follower (a pending Follow and a `follow_request`
   notification); other local residents accept at once (a `follow` notification);
-- a follow of a remote actor stays pending until its Accept arrives (federation).
+- a follow of a remote actor stays pending until its Accept arrives (federation);
+- nobody follows across a block, either way; a block removes the follows both ways, and each other's
+  statuses from both home timelines (the visibility rule hides the rest);
+- a mute only hides (timelines, and notifications when asked); it may expire.
 Counters (`followers_count`, `following_count`) count accepted follows only and are updated in SQL,
 so concurrent follows cannot lose an increment.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.actor import APPLICATION, GROUP, PERSON, Actor
 from voisinage.models.audience import load_viewer, visible_clause
+from voisinage.models.base import utcnow
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.ids import new_id
+from voisinage.models.mute_block import Block, Mute
 from voisinage.models.notification import Notification, notify
 from voisinage.models.post import Post
 from voisinage.models.timeline import HomeEntry, add_to_homes, remove_author_from_home
@@ -63,6 +68,8 @@ async def create_follow(session: AsyncSession, follower: Actor, target: Actor, *
                         uri: str | None = None) -> FollowResult:
     """Follow `target` (or change the options of an existing follow: `None` keeps an option as is)."""
     if follower.id == target.id or target.kind == APPLICATION:
+        raise FollowNotAllowed("This action is not allowed")
+    if await is_blocked_between(session, follower.id, target.id):
         raise FollowNotAllowed("This action is not allowed")
     existing = await get_follow(session, follower.id, target.id)
     if existing is not None:
@@ -170,3 +177,98 @@ async def count_follow_requests(session: AsyncSession, target_id: int) -> int:
     return int(await session.scalar(
         select(func.count()).select_from(Follow)
         .where(Follow.target_id == target_id, Follow.state == PENDING)) or 0)
+
+
+# -- follow requests -------------------------------------------------------------------------------
+
+async def get_pending(session: AsyncSession, follower_id: int, target_id: int) -> Follow | None:
+    """The pending follow of `target_id` by `follower_id`, if any."""
+    return await session.scalar(select(Follow).where(
+        Follow.follower_id == follower_id, Follow.target_id == target_id, Follow.state == PENDING))
+
+
+async def authorize_request(session: AsyncSession, target: Actor, follower_id: int) -> bool:
+    """Accept a pending follow of `target` (no new notification, as Mastodon); False if none waits."""
+    follow = await get_pending(session, follower_id, target.id)
+    follower = await session.get(Actor, follower_id)
+    if follow is None or follower is None:
+        return False
+    await accept_follow(session, follow, follower, target)
+    return True
+
+
+async def reject_request(session: AsyncSession, target_id: int, follower_id: int) -> bool:
+    """Refuse a pending follow of `target_id`: the request and its notification go."""
+    if await get_pending(session, follower_id, target_id) is None:
+        return False
+    return await remove_follow(session, follower_id, target_id)
+
+
+async def accept_all_requests(session: AsyncSession, target: Actor) -> int:
+    """Accept every pending follow of `target` (an account that unlocks, as Mastodon does)."""
+    pending = list(await session.scalars(
+        select(Follow).where(Follow.target_id == target.id, Follow.state == PENDING).order_by(Follow.id)))
+    for follow in pending:
+        follower = await session.get(Actor, follow.follower_id)
+        if follower is not None:
+            await accept_follow(session, follow, follower, target)
+    return len(pending)
+
+
+# -- blocks ----------------------------------------------------------------------------------------
+
+async def is_blocked_between(session: AsyncSession, a: int, b: int) -> bool:
+    """Whether `a` blocks `b` or `b` blocks `a`."""
+    found = await session.scalar(select(Block.id).where(or_(
+        and_(Block.actor_id == a, Block.target_id == b), and_(Block.actor_id == b, Block.target_id == a))))
+    return found is not None
+
+
+async def create_block(session: AsyncSession, blocker: Actor, target: Actor) -> Block:
+    """Block `target` (idempotent): follows both ways removed (counters follow), each other's statuses
+    out of both home timelines, pending requests and their notifications gone."""
+    if blocker.id == target.id or target.kind == APPLICATION:
+        raise FollowNotAllowed("This action is not allowed")
+    block = await session.scalar(select(Block).where(Block.actor_id == blocker.id, Block.target_id == target.id))
+    if block is None:
+        block_id = new_id()
+        block = Block(id=block_id, actor_id=blocker.id, target_id=target.id,
+                      uri=f"{blocker.uri}#blocks/{block_id}" if blocker.local else None)
+        session.add(block)
+        await session.flush()
+    await remove_follow(session, blocker.id, target.id)
+    await remove_follow(session, target.id, blocker.id)
+    for owner, other in ((blocker.id, target.id), (target.id, blocker.id)):
+        await session.execute(delete(HomeEntry).where(HomeEntry.owner_id == owner, HomeEntry.post_id.in_(
+            select(Post.id).where(or_(Post.author_id == other, Post.origin_author_id == other)))))
+    return block
+
+
+async def remove_block(session: AsyncSession, blocker_id: int, target_id: int) -> bool:
+    """Unblock; False when there was no block. Follows are not restored (as Mastodon)."""
+    result = await session.execute(delete(Block).where(Block.actor_id == blocker_id, Block.target_id == target_id))
+    return bool(result.rowcount)
+
+
+# -- mutes -----------------------------------------------------------------------------------------
+
+async def create_mute(session: AsyncSession, muter: Actor, target: Actor, *, notifications: bool = True,
+                      duration: int = 0) -> Mute:
+    """Mute `target` for `duration` seconds (0: until unmuted); muting again updates the mute."""
+    if muter.id == target.id or target.kind == APPLICATION:
+        raise FollowNotAllowed("This action is not allowed")
+    expires_at = utcnow() + dt.timedelta(seconds=duration) if duration else None
+    mute = await session.scalar(select(Mute).where(Mute.actor_id == muter.id, Mute.target_id == target.id))
+    if mute is None:
+        mute = Mute(id=new_id(), actor_id=muter.id, target_id=target.id)
+        session.add(mute)
+    mute.notifications = notifications
+    mute.expires_at = expires_at
+    await session.flush()
+    return mute
+
+
+async def remove_mute(session: AsyncSession, muter_id: int, target_id: int) -> bool:
+    """Unmute; False when there was no mute."""
+    result = await session.execute(delete(Mute).where(Mute.actor_id == muter_id, Mute.target_id == target_id))
+    return bool(result.rowcount)
