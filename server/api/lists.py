@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.actor import Actor
-from voisinage.models.audience import load_viewer, visible_clause
+from voisinage.models.audience import load_viewer, muted_clause, visible_clause
 from voisinage.models.db import write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.lists import REPLIES_POLICIES, ListMember, UserList
@@ -214,7 +214,8 @@ async def get_list_timeline(request: web.Request) -> web.Response:
         item = await get_own_list(session, me, list_id)
         viewer = await load_viewer(session, me)
         members = select(ListMember.actor_id).where(ListMember.list_id == item.id)
-        query = select(Post).where(Post.author_id.in_(members), visible_clause(viewer), replies_clause(item, me))
+        query = select(Post).where(Post.author_id.in_(members), visible_clause(viewer), ~muted_clause(me),
+                                   replies_clause(item, me))
         posts, more = page.trim(list(await session.scalars(page.apply(query, Post.id))))
         data = await render_statuses(session, posts, viewer, base_url)
         data = await apply_filters(session, me, data, "home")

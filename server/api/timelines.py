@@ -10,15 +10,17 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, exists, false, select
+from sqlalchemy import and_, exists, select
 from voisinage.models.audience import load_viewer, muted_clause, visible_clause
 from voisinage.models.categories import canonical
+from voisinage.models.media import MediaAttachment
 from voisinage.models.post import PUBLIC, Post, PostTag
 from voisinage.models.timeline import HomeEntry
 
 from ..auth import require_viewer
 from ..errors import json_response
 from ..keys import SESSIONMAKER, SETTINGS
+from ..services.filtering import apply_filters, exclusive_member_ids
 from .params import Page, Params, get_page, link_header, read_params
 from .to_api import render_statuses
 
@@ -27,11 +29,15 @@ MAX_TAG_LENGTH = 100  # as PostTag.name
 
 
 async def _respond(request: web.Request, session: Any, viewer: Any, page: Page, query: Any,
-                   key: Any) -> web.Response:
-    """Run the page's one query, render it, and answer with its Link header."""
+                   key: Any, context: str) -> web.Response:
+    """Run the page's one query, render it, apply the reader's filters, answer with its Link header.
+
+    The Link header pages by the rows read, so a page thinned by a `hide` filter still leads on.
+    """
     posts, more = page.trim(list(await session.scalars(page.apply(query, key))))
     base_url = request.app[SETTINGS].base_url
     data = await render_statuses(session, posts, viewer, base_url)
+    data = await apply_filters(session, viewer.actor_id, data, context)
     link = link_header(request, base_url, page, [p.id for p in posts], more)
     return json_response(data, headers={"Link": link} if link else None)
 
@@ -44,7 +50,10 @@ async def get_home(request: web.Request) -> web.Response:
         viewer = await load_viewer(session, me)
         query = (select(Post).join(HomeEntry, HomeEntry.post_id == Post.id)
                  .where(HomeEntry.owner_id == me, visible_clause(viewer), ~muted_clause(me)))
-        return await _respond(request, session, viewer, page, query, HomeEntry.post_id)
+        exclusive = await exclusive_member_ids(session, me)
+        if exclusive:  # members of exclusive lists are read in their list, not at home
+            query = query.where(Post.author_id.not_in(exclusive))
+        return await _respond(request, session, viewer, page, query, HomeEntry.post_id, "home")
 
 
 async def get_public(request: web.Request) -> web.Response:
@@ -64,8 +73,12 @@ async def get_public(request: web.Request) -> web.Response:
         if remote:
             query = query.where(Post.local.is_(False))
         if only_media:
-            query = query.where(false())  # no media attachments exist yet: the honest answer is empty
-        return await _respond(request, session, viewer, page, query, Post.id)
+            query = query.where(_has_media())
+        return await _respond(request, session, viewer, page, query, Post.id, "public")
+
+
+def _has_media() -> Any:
+    return exists(select(MediaAttachment.id).where(MediaAttachment.post_id == Post.id))
 
 
 def clean_tag(name: str) -> str:
@@ -106,6 +119,6 @@ async def get_tag(request: web.Request) -> web.Response:
         if remote:
             query = query.where(Post.local.is_(False))
         if only_media:
-            query = query.where(false())
-        return await _respond(request, session, viewer, page, query, Post.id)
+            query = query.where(_has_media())
+        return await _respond(request, session, viewer, page, query, Post.id, "public")
 
