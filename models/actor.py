@@ -53,6 +53,9 @@ class Actor(TimestampMixin, Base):
     public_key_pem: Mapped[str | None] = mapped_column(Text)
     private_key_pem: Mapped[str | None] = mapped_column(Text)
     key_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    # FEP-8b32 object integrity proofs (local actors): Ed25519 private PEM and public Multikey.
+    ed25519_private_pem: Mapped[str | None] = mapped_column(Text)
+    ed25519_public_multikey: Mapped[str | None] = mapped_column(String(100))
 
     followers_count: Mapped[int] = mapped_column(Integer, default=0)
     following_count: Mapped[int] = mapped_column(Integer, default=0)

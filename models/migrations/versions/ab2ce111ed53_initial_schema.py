@@ -1,15 +1,14 @@
 """initial schema
 
-Revision ID: 65cb706e8cae
+Revision ID: ab2ce111ed53
 Revises: 
-Create Date: 2026-11-25 22:03:54.697542
+Create Date: 2026-11-25 22:39:55.681838
 """
-from alembic import op
 import sqlalchemy as sa
 import voisinage.models.base
+from alembic import op
 
-
-revision = '65cb706e8cae'
+revision = 'ab2ce111ed53'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -115,6 +114,8 @@ def upgrade() -> None:
     sa.Column('public_key_pem', sa.Text(), nullable=True),
     sa.Column('private_key_pem', sa.Text(), nullable=True),
     sa.Column('key_id', sa.String(length=512), nullable=True),
+    sa.Column('ed25519_private_pem', sa.Text(), nullable=True),
+    sa.Column('ed25519_public_multikey', sa.String(length=100), nullable=True),
     sa.Column('followers_count', sa.Integer(), nullable=False),
     sa.Column('following_count', sa.Integer(), nullable=False),
     sa.Column('statuses_count', sa.Integer(), nullable=False),
@@ -146,6 +147,45 @@ def upgrade() -> None:
     with op.batch_alter_table('households', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_households_village_id'), ['village_id'], unique=False)
 
+    op.create_table('blocks',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('target_id', sa.BigInteger(), nullable=False),
+    sa.Column('uri', sa.String(length=512), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_blocks_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['target_id'], ['actors.id'], name=op.f('fk_blocks_target_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_blocks')),
+    sa.UniqueConstraint('actor_id', 'target_id', name=op.f('uq_blocks_actor_id')),
+    sa.UniqueConstraint('uri', name=op.f('uq_blocks_uri'))
+    )
+    with op.batch_alter_table('blocks', schema=None) as batch_op:
+        batch_op.create_index('ix_blocks_target_id', ['target_id'], unique=False)
+
+    op.create_table('featured_tags',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('display_name', sa.String(length=100), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_featured_tags_actor_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_featured_tags')),
+    sa.UniqueConstraint('actor_id', 'name', name=op.f('uq_featured_tags_actor_id'))
+    )
+    op.create_table('filters',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('owner_id', sa.BigInteger(), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('contexts', sa.JSON(), nullable=False),
+    sa.Column('action', sa.String(length=8), nullable=False),
+    sa.Column('expires_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['actors.id'], name=op.f('fk_filters_owner_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_filters'))
+    )
+    with op.batch_alter_table('filters', schema=None) as batch_op:
+        batch_op.create_index('ix_filters_owner_id_id', ['owner_id', 'id'], unique=False)
+
     op.create_table('follows',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('follower_id', sa.BigInteger(), nullable=False),
@@ -163,6 +203,43 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('follows', schema=None) as batch_op:
         batch_op.create_index('ix_follows_target_id_state', ['target_id', 'state'], unique=False)
+
+    op.create_table('lists',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('owner_id', sa.BigInteger(), nullable=False),
+    sa.Column('title', sa.String(length=100), nullable=False),
+    sa.Column('replies_policy', sa.String(length=10), nullable=False),
+    sa.Column('exclusive', sa.Boolean(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['actors.id'], name=op.f('fk_lists_owner_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_lists'))
+    )
+    with op.batch_alter_table('lists', schema=None) as batch_op:
+        batch_op.create_index('ix_lists_owner_id_id', ['owner_id', 'id'], unique=False)
+
+    op.create_table('markers',
+    sa.Column('owner_id', sa.BigInteger(), nullable=False),
+    sa.Column('timeline', sa.String(length=16), nullable=False),
+    sa.Column('last_read_id', sa.String(length=20), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('updated_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['owner_id'], ['actors.id'], name=op.f('fk_markers_owner_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('owner_id', 'timeline', name=op.f('pk_markers'))
+    )
+    op.create_table('mutes',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('target_id', sa.BigInteger(), nullable=False),
+    sa.Column('notifications', sa.Boolean(), nullable=False),
+    sa.Column('expires_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_mutes_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['target_id'], ['actors.id'], name=op.f('fk_mutes_target_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mutes')),
+    sa.UniqueConstraint('actor_id', 'target_id', name=op.f('uq_mutes_actor_id'))
+    )
+    with op.batch_alter_table('mutes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mutes_target_id'), ['target_id'], unique=False)
 
     op.create_table('oauth_codes',
     sa.Column('code_hash', sa.String(length=64), nullable=False),
@@ -252,6 +329,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_posts_reblog_of_id'), ['reblog_of_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_posts_thread_id'), ['thread_id'], unique=False)
 
+    op.create_table('reports',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('reporter_id', sa.BigInteger(), nullable=False),
+    sa.Column('target_id', sa.BigInteger(), nullable=False),
+    sa.Column('category', sa.String(length=12), nullable=False),
+    sa.Column('comment', sa.Text(), nullable=False),
+    sa.Column('status_ids', sa.JSON(), nullable=False),
+    sa.Column('rule_ids', sa.JSON(), nullable=False),
+    sa.Column('action_taken', sa.Boolean(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['reporter_id'], ['actors.id'], name=op.f('fk_reports_reporter_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['target_id'], ['actors.id'], name=op.f('fk_reports_target_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reports'))
+    )
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reports_reporter_id'), ['reporter_id'], unique=False)
+        batch_op.create_index('ix_reports_target_id_id', ['target_id', 'id'], unique=False)
+
     op.create_table('residents',
     sa.Column('actor_id', sa.BigInteger(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -270,6 +365,48 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_residents_household_id'), ['household_id'], unique=False)
+
+    op.create_table('tag_follows',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_tag_follows_actor_id_actors'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tag_follows')),
+    sa.UniqueConstraint('actor_id', 'name', name=op.f('uq_tag_follows_actor_id'))
+    )
+    with op.batch_alter_table('tag_follows', schema=None) as batch_op:
+        batch_op.create_index('ix_tag_follows_name', ['name'], unique=False)
+
+    op.create_table('bookmarks',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('post_id', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_bookmarks_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_bookmarks_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bookmarks')),
+    sa.UniqueConstraint('actor_id', 'post_id', name=op.f('uq_bookmarks_actor_id'))
+    )
+    with op.batch_alter_table('bookmarks', schema=None) as batch_op:
+        batch_op.create_index('ix_bookmarks_actor_id_id', ['actor_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bookmarks_post_id'), ['post_id'], unique=False)
+
+    op.create_table('conversations',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('thread_id', sa.BigInteger(), nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('participant_ids', sa.JSON(), nullable=False),
+    sa.Column('last_post_id', sa.BigInteger(), nullable=True),
+    sa.Column('unread', sa.Boolean(), nullable=False),
+    sa.Column('hidden', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_conversations_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['last_post_id'], ['posts.id'], name=op.f('fk_conversations_last_post_id_posts'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversations')),
+    sa.UniqueConstraint('thread_id', 'actor_id', name=op.f('uq_conversations_thread_id'))
+    )
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.create_index('ix_conversations_actor_id_last_post_id', ['actor_id', 'last_post_id'], unique=False)
 
     op.create_table('deliveries',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
@@ -308,6 +445,32 @@ def upgrade() -> None:
     with op.batch_alter_table('favourites', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_favourites_post_id'), ['post_id'], unique=False)
 
+    op.create_table('filter_keywords',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('filter_id', sa.BigInteger(), nullable=False),
+    sa.Column('keyword', sa.String(length=200), nullable=False),
+    sa.Column('whole_word', sa.Boolean(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['filter_id'], ['filters.id'], name=op.f('fk_filter_keywords_filter_id_filters'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_filter_keywords'))
+    )
+    with op.batch_alter_table('filter_keywords', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_filter_keywords_filter_id'), ['filter_id'], unique=False)
+
+    op.create_table('filter_statuses',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('filter_id', sa.BigInteger(), nullable=False),
+    sa.Column('post_id', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['filter_id'], ['filters.id'], name=op.f('fk_filter_statuses_filter_id_filters'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_filter_statuses_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_filter_statuses')),
+    sa.UniqueConstraint('filter_id', 'post_id', name=op.f('uq_filter_statuses_filter_id'))
+    )
+    with op.batch_alter_table('filter_statuses', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_filter_statuses_filter_id'), ['filter_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_filter_statuses_post_id'), ['post_id'], unique=False)
+
     op.create_table('home_entries',
     sa.Column('owner_id', sa.BigInteger(), nullable=False),
     sa.Column('post_id', sa.BigInteger(), nullable=False),
@@ -328,6 +491,16 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_idempotent_results_post_id_posts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('actor_id', 'key', name=op.f('pk_idempotent_results'))
     )
+    op.create_table('list_members',
+    sa.Column('list_id', sa.BigInteger(), nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_list_members_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['list_id'], ['lists.id'], name=op.f('fk_list_members_list_id_lists'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('list_id', 'actor_id', name=op.f('pk_list_members'))
+    )
+    with op.batch_alter_table('list_members', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_list_members_actor_id'), ['actor_id'], unique=False)
+
     op.create_table('media_attachments',
     sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('actor_id', sa.BigInteger(), nullable=False),
@@ -373,15 +546,49 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('from_actor_id', sa.BigInteger(), nullable=False),
     sa.Column('post_id', sa.BigInteger(), nullable=True),
+    sa.Column('report_id', sa.BigInteger(), nullable=True),
     sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['from_actor_id'], ['actors.id'], name=op.f('fk_notifications_from_actor_id_actors'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_notifications_post_id_posts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['recipient_id'], ['actors.id'], name=op.f('fk_notifications_recipient_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['report_id'], ['reports.id'], name=op.f('fk_notifications_report_id_reports'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notifications_post_id'), ['post_id'], unique=False)
         batch_op.create_index('ix_notifications_recipient_id_id', ['recipient_id', 'id'], unique=False)
+
+    op.create_table('pins',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('post_id', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_pins_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_pins_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pins')),
+    sa.UniqueConstraint('actor_id', 'post_id', name=op.f('uq_pins_actor_id'))
+    )
+    with op.batch_alter_table('pins', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pins_actor_id'), ['actor_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pins_post_id'), ['post_id'], unique=False)
+
+    op.create_table('polls',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('post_id', sa.BigInteger(), nullable=False),
+    sa.Column('author_id', sa.BigInteger(), nullable=False),
+    sa.Column('options', sa.JSON(), nullable=False),
+    sa.Column('multiple', sa.Boolean(), nullable=False),
+    sa.Column('hide_totals', sa.Boolean(), nullable=False),
+    sa.Column('expires_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['actors.id'], name=op.f('fk_polls_author_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_polls_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_polls')),
+    sa.UniqueConstraint('post_id', name=op.f('uq_polls_post_id'))
+    )
+    with op.batch_alter_table('polls', schema=None) as batch_op:
+        batch_op.create_index('ix_polls_expires_at_closed_at', ['expires_at', 'closed_at'], unique=False)
 
     op.create_table('post_tags',
     sa.Column('post_id', sa.BigInteger(), nullable=False),
@@ -393,15 +600,66 @@ def upgrade() -> None:
     with op.batch_alter_table('post_tags', schema=None) as batch_op:
         batch_op.create_index('ix_post_tags_canonical_post_id', ['canonical', 'post_id'], unique=False)
 
+    op.create_table('status_edits',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('post_id', sa.BigInteger(), nullable=False),
+    sa.Column('author_id', sa.BigInteger(), nullable=False),
+    sa.Column('content', sa.Text(), nullable=False),
+    sa.Column('spoiler_text', sa.Text(), nullable=False),
+    sa.Column('sensitive', sa.Boolean(), nullable=False),
+    sa.Column('media_ids', sa.JSON(), nullable=False),
+    sa.Column('media_descriptions', sa.JSON(), nullable=False),
+    sa.Column('poll_options', sa.JSON(), nullable=True),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['actors.id'], name=op.f('fk_status_edits_author_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_status_edits_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_status_edits'))
+    )
+    with op.batch_alter_table('status_edits', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_status_edits_post_id'), ['post_id'], unique=False)
+
+    op.create_table('poll_votes',
+    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('poll_id', sa.BigInteger(), nullable=False),
+    sa.Column('actor_id', sa.BigInteger(), nullable=False),
+    sa.Column('choice', sa.Integer(), nullable=False),
+    sa.Column('created_at', voisinage.models.base.UtcDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['actors.id'], name=op.f('fk_poll_votes_actor_id_actors'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['poll_id'], ['polls.id'], name=op.f('fk_poll_votes_poll_id_polls'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_poll_votes')),
+    sa.UniqueConstraint('poll_id', 'actor_id', 'choice', name=op.f('uq_poll_votes_poll_id'))
+    )
+    with op.batch_alter_table('poll_votes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_poll_votes_actor_id'), ['actor_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_poll_votes_poll_id'), ['poll_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('poll_votes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_poll_votes_poll_id'))
+        batch_op.drop_index(batch_op.f('ix_poll_votes_actor_id'))
+
+    op.drop_table('poll_votes')
+    with op.batch_alter_table('status_edits', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_status_edits_post_id'))
+
+    op.drop_table('status_edits')
     with op.batch_alter_table('post_tags', schema=None) as batch_op:
         batch_op.drop_index('ix_post_tags_canonical_post_id')
 
     op.drop_table('post_tags')
+    with op.batch_alter_table('polls', schema=None) as batch_op:
+        batch_op.drop_index('ix_polls_expires_at_closed_at')
+
+    op.drop_table('polls')
+    with op.batch_alter_table('pins', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pins_post_id'))
+        batch_op.drop_index(batch_op.f('ix_pins_actor_id'))
+
+    op.drop_table('pins')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index('ix_notifications_recipient_id_id')
         batch_op.drop_index(batch_op.f('ix_notifications_post_id'))
@@ -416,11 +674,24 @@ def downgrade() -> None:
         batch_op.drop_index('ix_media_attachments_actor_id_created_at')
 
     op.drop_table('media_attachments')
+    with op.batch_alter_table('list_members', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_list_members_actor_id'))
+
+    op.drop_table('list_members')
     op.drop_table('idempotent_results')
     with op.batch_alter_table('home_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_home_entries_shown_id'))
 
     op.drop_table('home_entries')
+    with op.batch_alter_table('filter_statuses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_filter_statuses_post_id'))
+        batch_op.drop_index(batch_op.f('ix_filter_statuses_filter_id'))
+
+    op.drop_table('filter_statuses')
+    with op.batch_alter_table('filter_keywords', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_filter_keywords_filter_id'))
+
+    op.drop_table('filter_keywords')
     with op.batch_alter_table('favourites', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_favourites_post_id'))
 
@@ -433,10 +704,28 @@ def downgrade() -> None:
         batch_op.drop_index('ix_deliveries_due')
 
     op.drop_table('deliveries')
+    with op.batch_alter_table('conversations', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversations_actor_id_last_post_id')
+
+    op.drop_table('conversations')
+    with op.batch_alter_table('bookmarks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bookmarks_post_id'))
+        batch_op.drop_index('ix_bookmarks_actor_id_id')
+
+    op.drop_table('bookmarks')
+    with op.batch_alter_table('tag_follows', schema=None) as batch_op:
+        batch_op.drop_index('ix_tag_follows_name')
+
+    op.drop_table('tag_follows')
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_residents_household_id'))
 
     op.drop_table('residents')
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.drop_index('ix_reports_target_id_id')
+        batch_op.drop_index(batch_op.f('ix_reports_reporter_id'))
+
+    op.drop_table('reports')
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_posts_thread_id'))
         batch_op.drop_index(batch_op.f('ix_posts_reblog_of_id'))
@@ -457,10 +746,28 @@ def downgrade() -> None:
 
     op.drop_table('oauth_tokens')
     op.drop_table('oauth_codes')
+    with op.batch_alter_table('mutes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mutes_target_id'))
+
+    op.drop_table('mutes')
+    op.drop_table('markers')
+    with op.batch_alter_table('lists', schema=None) as batch_op:
+        batch_op.drop_index('ix_lists_owner_id_id')
+
+    op.drop_table('lists')
     with op.batch_alter_table('follows', schema=None) as batch_op:
         batch_op.drop_index('ix_follows_target_id_state')
 
     op.drop_table('follows')
+    with op.batch_alter_table('filters', schema=None) as batch_op:
+        batch_op.drop_index('ix_filters_owner_id_id')
+
+    op.drop_table('filters')
+    op.drop_table('featured_tags')
+    with op.batch_alter_table('blocks', schema=None) as batch_op:
+        batch_op.drop_index('ix_blocks_target_id')
+
+    op.drop_table('blocks')
     with op.batch_alter_table('households', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_households_village_id'))
 

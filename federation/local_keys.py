@@ -1,0 +1,120 @@
+"""Keys of our own actors: created lazily, loaded once, and the signing callback the transport uses.
+
+Registration does not create keys (RSA generation costs tens of milliseconds); the first federation
+use of a local actor calls `ensure_local_keys`. Each local actor gets an RSA-2048 key (draft-cavage
+HTTP signatures, `#main-key`) and an Ed25519 key (FEP-8b32 object proofs, `#ed25519-key`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from voisinage.models.actor import APPLICATION, Actor
+from voisinage.models.ids import new_id
+from voisinage.models.uris import instance_actor_uri
+
+from .context import FederationContext
+from .keys import (
+    PrivateKey,
+    generate_ed25519,
+    generate_rsa,
+    load_ed25519_private,
+    load_private,
+)
+from .signatures import sign_request
+from .transport import Signer
+
+INSTANCE_ACTOR_USERNAME = "actor"
+
+# key_id -> loaded private key; PEM loading validates the key and is slow (40-70 ms for RSA).
+_private_keys: dict[str, PrivateKey] = {}
+_ed25519_keys: dict[str, Ed25519PrivateKey] = {}
+
+
+def main_key_id(actor: Actor) -> str:
+    """The keyId of an actor's RSA key, as published in its document."""
+    return f"{actor.uri}#main-key"
+
+
+def ed25519_key_id(actor: Actor) -> str:
+    """The id of an actor's Ed25519 verification method (FEP-521a `assertionMethod`)."""
+    return f"{actor.uri}#ed25519-key"
+
+
+async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
+    """Give a local actor its RSA and Ed25519 keys if it has none yet; flushes."""
+    if not actor.local:
+        raise ValueError("keys are only generated for local actors")
+    changed = False
+    if not actor.private_key_pem or not actor.public_key_pem:
+        actor.private_key_pem, actor.public_key_pem = generate_rsa()
+        changed = True
+    if not actor.ed25519_private_pem or not actor.ed25519_public_multikey:
+        actor.ed25519_private_pem, actor.ed25519_public_multikey = generate_ed25519()
+        changed = True
+    if actor.key_id != main_key_id(actor):
+        actor.key_id = main_key_id(actor)
+        changed = True
+    if changed:
+        await session.flush()
+
+
+def private_key_of(actor: Actor) -> PrivateKey:
+    """The actor's loaded RSA private key (cached by keyId). Raises ValueError when it has none."""
+    if not actor.private_key_pem or not actor.key_id:
+        raise ValueError(f"actor {actor.uri} has no private key (call ensure_local_keys)")
+    cache_key = f"{actor.key_id}\n{hash(actor.private_key_pem)}"
+    key = _private_keys.get(cache_key)
+    if key is None:
+        key = _private_keys[cache_key] = load_private(actor.private_key_pem)
+    return key
+
+
+def ed25519_private_key_of(actor: Actor) -> Ed25519PrivateKey:
+    """The actor's loaded Ed25519 private key (cached). Raises ValueError when it has none."""
+    if not actor.ed25519_private_pem:
+        raise ValueError(f"actor {actor.uri} has no Ed25519 key (call ensure_local_keys)")
+    cache_key = f"{actor.uri}\n{hash(actor.ed25519_private_pem)}"
+    key = _ed25519_keys.get(cache_key)
+    if key is None:
+        key = _ed25519_keys[cache_key] = load_ed25519_private(actor.ed25519_private_pem)
+    return key
+
+
+def signer_for(actor: Actor) -> Signer:
+    """A transport `sign(method, url, headers, body) -> headers` callback signing as `actor`.
+
+    draft-cavage rsa-sha256 over (request-target) host date [digest], as Mastodon expects.
+    The key is loaded now, so a missing key fails here and not in the middle of a request.
+    """
+    key = private_key_of(actor)
+    key_id = actor.key_id or main_key_id(actor)
+
+    def sign(method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> dict[str, str]:
+        return sign_request(method, url, headers, body or b"", key_id, key)
+
+    return sign
+
+
+async def get_instance_actor(session: AsyncSession, ctx: FederationContext) -> Actor:
+    """Our Application actor (`/actor`), which signs fetches made for the instance; created on first use."""
+    uri = instance_actor_uri(ctx.base_url)
+    actor = await session.scalar(select(Actor).where(Actor.uri == uri))
+    if actor is None:
+        try:
+            async with session.begin_nested():  # two first requests at once: one insert wins
+                actor = Actor(id=new_id(), username=INSTANCE_ACTOR_USERNAME, domain="", kind=APPLICATION,
+                              uri=uri, url=uri, inbox_uri=f"{uri}/inbox", outbox_uri=f"{uri}/outbox",
+                              shared_inbox_uri=f"{ctx.base_url}/inbox", display_name=ctx.domain, locked=True,
+                              discoverable=False, bot=True, note="", note_source="", fields=[])
+                session.add(actor)
+        except IntegrityError:
+            actor = await session.scalar(select(Actor).where(Actor.uri == uri))
+            if actor is None:
+                raise
+    await ensure_local_keys(session, actor)
+    return actor

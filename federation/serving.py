@@ -1,0 +1,366 @@
+"""Serving our actors and objects to partners, with authorized fetch (SECURITY.md "Serving").
+
+Actor documents: anyone gets the minimal document (what a peer needs to verify our signatures and
+deliver to us); a request signed by a partner's actor gets the full one. Everything else (outboxes,
+collections, posts, activities) requires a valid signature from a partner's actor:
+
+| request | answer |
+|---|---|
+| unsigned, or a signature that does not verify | 401 |
+| signed by an actor of a non-partner host | 404, and no key lookup at all |
+| signed by a partner that may not see the object (`models.remote_audience`) | 404 |
+| signed by a partner that may | 200, `Cache-Control: private` |
+
+There are no public HTML profiles: a request that does not accept ActivityPub JSON gets 406.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from voisinage.models.actor import GROUP, PERSON, Actor
+from voisinage.models.db import write_session
+from voisinage.models.follow import ACCEPTED, Follow
+from voisinage.models.post import Mention, Post, PostTag
+from voisinage.models.remote_audience import remote_may_see
+from voisinage.models.tombstone import Tombstone
+from voisinage.models.village import Village
+
+from .actors import ApParseError, NotPartner, UnknownActor, public_key_for
+from .context import FEDERATION, FederationContext
+from .local_keys import ensure_local_keys, get_instance_actor
+from .partners import host_of, is_partner
+from .signatures import SignatureError, key_id_of, verify_request
+from .to_ap import actor_to_ap, announce_of, create_of, post_to_note
+from .transport import FetchError
+from .vocab import AP_CONTENT_TYPES, AP_RESPONSE_TYPE
+
+OUTBOX_PAGE = 20
+MODERATOR_ROLES = ("moderator", "admin")
+
+
+# -- signatures -------------------------------------------------------------------------------
+
+
+def is_signed(request: web.Request) -> bool:
+    """Whether the request carries a signature header of either scheme."""
+    return "Signature" in request.headers or "Signature-Input" in request.headers
+
+
+def _now(ctx: FederationContext) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
+
+
+async def _lookup_key(ctx: FederationContext, session: AsyncSession, key_id: str, refresh: bool) -> tuple[Actor, Any]:
+    try:
+        return await public_key_for(ctx, session, key_id, refresh=refresh)
+    except (FetchError, ApParseError, UnknownActor) as exc:
+        raise SignatureError(f"cannot use key {key_id[:200]}: {exc}") from None
+
+
+async def verify_signed_request(ctx: FederationContext, session: AsyncSession, request: web.Request, *,
+                                body: bytes = b"") -> Actor | None:
+    """The actor whose key signed `request`; None when the request is not signed at all.
+
+    Order (SECURITY.md): the keyId's host must be a partner (else NotPartner, before any key lookup),
+    then the key is looked up (cache, database, or a signed fetch) and the signature verified against
+    `request.raw_path`, our domain as Host, and `body`; on failure the key is refetched once (key
+    rotation). Raises NotPartner or SignatureError. `session` may be written to (new remote actors).
+    """
+    if not is_signed(request):
+        return None
+    key_id, _ = key_id_of(request.headers)
+    try:
+        host = host_of(key_id)
+    except ValueError:
+        raise SignatureError("keyId is not an http(s) URL") from None
+    if not ctx.is_local_url(key_id) and not await is_partner(session, host):
+        raise NotPartner(f"{host} is not a partner instance")
+    actor, key = await _lookup_key(ctx, session, key_id, refresh=False)
+
+    def check(public_key: Any) -> None:
+        verify_request(request.method, request.raw_path, request.headers, body, public_key, now=_now(ctx),
+                       scheme=ctx.scheme, expected_host=ctx.domain)
+
+    try:
+        check(key)
+    except SignatureError:
+        if actor.local:
+            raise
+        actor, key = await _lookup_key(ctx, session, key_id, refresh=True)
+        check(key)
+    return actor
+
+
+async def get_signer(request: web.Request) -> Actor | None:
+    """The verified partner actor that signed `request`, or None (unsigned, bad, or not a partner)."""
+    ctx = request.app[FEDERATION]
+    if not is_signed(request):
+        return None
+    try:
+        async with write_session(ctx.sessionmaker) as session:
+            signer = await verify_signed_request(ctx, session, request)
+    except (NotPartner, SignatureError):
+        return None
+    return signer if signer is not None and not signer.local else None
+
+
+async def require_partner_signer(request: web.Request) -> Actor:
+    """The partner actor that signed `request`; 401 when unsigned or invalid, 404 for non-partners."""
+    ctx = request.app[FEDERATION]
+    if not is_signed(request):
+        raise web.HTTPUnauthorized(text="signature required")
+    try:
+        async with write_session(ctx.sessionmaker) as session:
+            signer = await verify_signed_request(ctx, session, request)
+    except NotPartner:
+        raise web.HTTPNotFound() from None
+    except SignatureError:
+        raise web.HTTPUnauthorized(text="signature not valid") from None
+    if signer is None:
+        raise web.HTTPUnauthorized(text="signature required")
+    if signer.local:
+        raise web.HTTPNotFound()
+    return signer
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def wants_activity_json(request: web.Request) -> bool:
+    """Whether the Accept header asks for ActivityPub JSON (activity+json or ld+json)."""
+    accept = request.headers.get("Accept", "").lower()
+    return any(kind in accept for kind in AP_CONTENT_TYPES)
+
+
+def require_activity_json(request: web.Request) -> None:
+    """406 for anything but an ActivityPub request: there are no public HTML pages of actors."""
+    if not wants_activity_json(request):
+        raise web.HTTPNotAcceptable(text="this address serves ActivityPub JSON only")
+
+
+def ap_response(document: dict[str, Any], *, private: bool) -> web.Response:
+    """JSON with Content-Type application/activity+json; authorized answers are never shared by caches."""
+    cache = "private, max-age=60" if private else "public, max-age=180"
+    response = web.json_response(document, content_type=AP_RESPONSE_TYPE)
+    response.headers["Cache-Control"] = cache
+    response.headers["Vary"] = "Accept, Signature, Signature-Input"
+    return response
+
+
+# -- loading our rows -------------------------------------------------------------------------
+
+
+async def get_local_actor(session: AsyncSession, name: str, kind: str) -> Actor:
+    """A local, not suspended Person (by username) or Group (by slug); 404 otherwise."""
+    actor = await session.scalar(select(Actor).where(
+        func.lower(Actor.username) == name.lower(), Actor.domain == "", Actor.kind == kind,
+        Actor.suspended_at.is_(None)))
+    if actor is None:
+        raise web.HTTPNotFound()
+    return actor
+
+
+async def _with_keys(ctx: FederationContext, actor: Actor) -> Actor:
+    """The actor with its keys, creating them on first use (registration does not)."""
+    if actor.private_key_pem and actor.ed25519_private_pem and actor.key_id:
+        return actor
+    async with write_session(ctx.sessionmaker) as session:
+        fresh = await session.get(Actor, actor.id)
+        assert fresh is not None
+        await ensure_local_keys(session, fresh)
+    return fresh
+
+
+async def get_moderators(session: AsyncSession, village_id: int | None) -> list[str]:
+    """URIs of a village's moderators and admins (FEP-1b12 attributedTo)."""
+    if village_id is None:
+        return []
+    rows = await session.scalars(select(Actor.uri).where(
+        Actor.village_id == village_id, Actor.kind == PERSON, Actor.domain == "",
+        Actor.role.in_(MODERATOR_ROLES), Actor.suspended_at.is_(None)).order_by(Actor.id))
+    return list(rows)
+
+
+async def note_for_post(session: AsyncSession, base_url: str, post: Post) -> dict[str, Any]:
+    """The signed Note of one of our original posts; gives the author keys if it has none (flushes)."""
+    author = await session.get(Actor, post.author_id)
+    if author is None:
+        raise LookupError("post without author")
+    await ensure_local_keys(session, author)
+    mentions = list(await session.scalars(select(Actor).join(Mention, Mention.actor_id == Actor.id).where(
+        Mention.post_id == post.id).order_by(Actor.id)))
+    tags = list(await session.scalars(select(PostTag.name).where(PostTag.post_id == post.id).order_by(PostTag.name)))
+    audience = await session.get(Actor, post.audience_id) if post.audience_id is not None else None
+    reply_to = post.in_reply_to_uri
+    if reply_to is None and post.in_reply_to_id is not None:
+        reply_to = await session.scalar(select(Post.uri).where(Post.id == post.in_reply_to_id))
+    return post_to_note(post, author, mentions=mentions, tags=tags, audience=audience,
+                        in_reply_to_uri=reply_to, base_url=base_url)
+
+
+async def activity_for_post(session: AsyncSession, base_url: str, post: Post) -> dict[str, Any] | None:
+    """Create{Note} for an original post, Announce for a boost of a local post; else None.
+
+    May create the author's keys: use a write session.
+    """
+    author = await session.get(Actor, post.author_id)
+    if author is None:
+        return None
+    if not post.reblog:
+        return create_of(await note_for_post(session, base_url, post), author)
+    original = await session.get(Post, post.reblog_of_id) if post.reblog_of_id else None
+    if original is None or not original.local or original.reblog:
+        return None  # boosts of partner posts are announced by their own delivery, not served here
+    return announce_of(author, await note_for_post(session, base_url, original), post.uri)
+
+
+# -- handlers: actors -------------------------------------------------------------------------
+
+
+async def _actor_response(request: web.Request, actor: Actor, village_name: str | None = None) -> web.Response:
+    ctx = request.app[FEDERATION]
+    actor = await _with_keys(ctx, actor)
+    signer = await get_signer(request)
+    moderators: list[str] = []
+    if signer is not None and actor.kind == GROUP:
+        async with ctx.sessionmaker() as session:
+            moderators = await get_moderators(session, actor.village_id)
+    document = actor_to_ap(actor, full=signer is not None, village_name=village_name, moderators=moderators)
+    return ap_response(document, private=signer is not None)
+
+
+async def get_person(request: web.Request) -> web.Response:
+    """GET /users/{name}"""
+    require_activity_json(request)
+    async with request.app[FEDERATION].sessionmaker() as session:
+        actor = await get_local_actor(session, request.match_info["name"], PERSON)
+    return await _actor_response(request, actor)
+
+
+async def get_village_actor(request: web.Request) -> web.Response:
+    """GET /villages/{slug}"""
+    require_activity_json(request)
+    async with request.app[FEDERATION].sessionmaker() as session:
+        actor = await get_local_actor(session, request.match_info["slug"], GROUP)
+        name = await session.scalar(select(Village.name).where(Village.id == actor.village_id))
+    return await _actor_response(request, actor, name)
+
+
+async def get_instance_actor_document(request: web.Request) -> web.Response:
+    """GET /actor: our Application actor, whose key signs the instance's fetches."""
+    require_activity_json(request)
+    ctx = request.app[FEDERATION]
+    async with write_session(ctx.sessionmaker) as session:
+        actor = await get_instance_actor(session, ctx)
+    # Never verify signatures here: a partner verifying our instance actor's signed fetch fetches
+    # this document signed by its own instance actor, whose key we would fetch the same way (a loop).
+    # It holds nothing private.
+    document = actor_to_ap(actor, full=True, village_name=None, moderators=[])
+    return ap_response(document, private=False)
+
+
+# -- handlers: collections --------------------------------------------------------------------
+
+
+async def _owner(request: web.Request, session: AsyncSession) -> Actor:
+    if "slug" in request.match_info:
+        return await get_local_actor(session, request.match_info["slug"], GROUP)
+    return await get_local_actor(session, request.match_info["name"], PERSON)
+
+
+async def _uris_on_host(session: AsyncSession, actor_id: int, host: str, followers: bool) -> list[str]:
+    """Accepted followers (or followees) of `actor_id` on `host`: partners see only their own side."""
+    mine, theirs = (Follow.target_id, Follow.follower_id) if followers else (Follow.follower_id, Follow.target_id)
+    rows = await session.scalars(select(Actor.uri).join(Follow, theirs == Actor.id).where(
+        mine == actor_id, Follow.state == ACCEPTED, Actor.domain == host).order_by(Actor.id).limit(1000))
+    return list(rows)
+
+
+async def get_followers(request: web.Request) -> web.Response:
+    """GET .../followers and .../following: the count, and the members on the signer's host."""
+    require_activity_json(request)
+    signer = await require_partner_signer(request)
+    followers = request.path.rstrip("/").endswith("/followers")
+    async with request.app[FEDERATION].sessionmaker() as session:
+        owner = await _owner(request, session)
+        items = await _uris_on_host(session, owner.id, signer.domain, followers)
+    total = owner.followers_count if followers else owner.following_count
+    document = {"@context": "https://www.w3.org/ns/activitystreams",
+                "id": owner.followers_uri if followers else f"{owner.uri}/following",
+                "type": "OrderedCollection", "totalItems": total, "orderedItems": items}
+    return ap_response(document, private=True)
+
+
+async def get_outbox(request: web.Request) -> web.Response:
+    """GET .../outbox: the newest posts of the actor that the signer's instance may see."""
+    require_activity_json(request)
+    signer = await require_partner_signer(request)
+    ctx = request.app[FEDERATION]
+    async with write_session(ctx.sessionmaker) as session:
+        owner = await _owner(request, session)
+        posts = list(await session.scalars(select(Post).where(Post.author_id == owner.id, Post.local.is_(True))
+                                      .order_by(Post.id.desc()).limit(OUTBOX_PAGE * 3)))
+        items: list[dict[str, Any]] = []
+        for post in posts:
+            if len(items) < OUTBOX_PAGE and await remote_may_see(session, post, signer):
+                activity = await activity_for_post(session, ctx.base_url, post)
+                if activity is not None:
+                    items.append(activity)
+    document = {"@context": "https://www.w3.org/ns/activitystreams", "id": owner.outbox_uri,
+                "type": "OrderedCollection", "totalItems": len(items), "orderedItems": items}
+    return ap_response(document, private=True)
+
+
+# -- handlers: posts and activities -----------------------------------------------------------
+
+
+async def _visible_post(request: web.Request, signer: Actor, *, activity: bool) -> tuple[Actor, Post]:
+    """The post of the URL, if the signer's instance may see it; 404 or 410 otherwise."""
+    ctx = request.app[FEDERATION]
+    try:
+        post_id = int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    async with ctx.sessionmaker() as session:
+        owner = await _owner(request, session)
+        post = await session.get(Post, post_id)
+        boost = activity and post is not None and post.reblog
+        expected = f"{owner.uri}/statuses/{post_id}" + ("/activity" if boost else "")
+        if post is None or not post.local or post.author_id != owner.id or post.uri != expected:
+            if post is None and await session.get(Tombstone, f"{owner.uri}/statuses/{post_id}") is not None:
+                raise web.HTTPGone()
+            raise web.HTTPNotFound()
+        if post.reblog and not activity:
+            raise web.HTTPNotFound()  # a boost is an Announce activity, not an object
+        if not await remote_may_see(session, post, signer):
+            raise web.HTTPNotFound()
+    return owner, post
+
+
+async def get_status(request: web.Request) -> web.Response:
+    """GET /users/{name}/statuses/{id}: the Note."""
+    require_activity_json(request)
+    signer = await require_partner_signer(request)
+    _, post = await _visible_post(request, signer, activity=False)
+    ctx = request.app[FEDERATION]
+    async with write_session(ctx.sessionmaker) as session:
+        note = await note_for_post(session, ctx.base_url, post)
+    return ap_response(note, private=True)
+
+
+async def get_status_activity(request: web.Request) -> web.Response:
+    """GET .../statuses/{id}/activity: Create{Note}, or the Announce of a boost."""
+    require_activity_json(request)
+    signer = await require_partner_signer(request)
+    _, post = await _visible_post(request, signer, activity=True)
+    ctx = request.app[FEDERATION]
+    async with write_session(ctx.sessionmaker) as session:
+        activity = await activity_for_post(session, ctx.base_url, post)
+    if activity is None:
+        raise web.HTTPNotFound()
+    return ap_response(activity, private=True)
