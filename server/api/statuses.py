@@ -13,26 +13,30 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer, load_viewer, visible_clause
 from voisinage.models.base import utcnow
+from voisinage.models.bookmark import Bookmark
 from voisinage.models.db import write_session
+from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
+from voisinage.models.media import MediaAttachment
 from voisinage.models.meta import IdempotentResult
-from voisinage.models.post import Post
+from voisinage.models.pin import MAX_PINS, Pin
+from voisinage.models.post import DIRECT, Post
+from voisinage.models.status_edit import StatusEdit
 
 from ..auth import AuthInfo, require_viewer
 from ..errors import ApiError, json_response, unprocessable
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services import posting
+from ..services.media import media_to_api
 from .params import Params, get_page, link_header, path_id, read_params
-from .to_api import render_accounts, render_status, render_statuses
+from .to_api import iso, render_accounts, render_status, render_statuses
 
 IDEMPOTENCY_SECONDS = 3600
 MAX_IDEMPOTENCY_KEY = 200
 MAX_THREAD_DEPTH = 200
-POLL_PARAMS = ("poll",)
 
 
 def _base_url(request: web.Request) -> str:
@@ -56,10 +60,8 @@ async def _render(request: web.Request, session: AsyncSession, post: Post, actor
 
 def _new_post(params: Params, auth: AuthInfo) -> posting.NewPost:
     """The request as a NewPost; refuses what we cannot honour rather than silently dropping it."""
-    if params.get_list("media_ids"):
-        raise unprocessable("Unknown media id")
-    if any(params.raw(name) not in (None, "", [], {}) for name in POLL_PARAMS):
-        raise unprocessable("Polls are not supported yet")
+    media_ids = _media_ids(params)
+    poll = _poll(params)
     if params.get_str("scheduled_at"):
         raise unprocessable("Scheduled posts are not supported yet")
     reply_to = params.get_str("in_reply_to_id")
@@ -77,7 +79,36 @@ def _new_post(params: Params, auth: AuthInfo) -> posting.NewPost:
         language=(params.get_str("language") or "").lower() or None,
         in_reply_to_id=reply_id,
         application_id=auth.application_id,
+        media_ids=tuple(media_ids) if media_ids is not None else (),
+        poll=poll,
     )
+
+
+def _media_ids(params: Params) -> list[int] | None:
+    """`media_ids[]` as ids (None when absent); an id that cannot exist names no attachable media."""
+    if "media_ids" not in params:
+        return None
+    ids = []
+    for value in params.get_list("media_ids", max_items=20):
+        if not value.isdigit() or len(value) > 19 or int(value) >= 1 << 63:
+            raise unprocessable("media_ids names media that cannot be attached")
+        ids.append(int(value))
+    if len(set(ids)) > posting.MAX_MEDIA:
+        raise unprocessable(f"Too many media attachments (maximum is {posting.MAX_MEDIA})")
+    return ids
+
+
+def _poll(params: Params) -> posting.PollSpec | None:
+    """`poll[options][]`, `poll[expires_in]`, `poll[multiple]`, `poll[hide_totals]` (form or JSON)."""
+    raw = params.raw("poll")
+    if raw in (None, "", [], {}):
+        return None
+    if not isinstance(raw, dict):
+        raise unprocessable("Validation failed: poll must be an object")
+    inner = Params(raw)
+    return posting.parse_poll(inner.get_list("options", max_items=20),
+                              inner.get_int("expires_in", None, minimum=0, maximum=1 << 31),
+                              bool(inner.get_bool("multiple", False)), bool(inner.get_bool("hide_totals", False)))
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -294,3 +325,147 @@ def _paged(request: web.Request, data: list[Any], page: Any, ids: list[int], mor
     link = link_header(request, _base_url(request), page, ids, more)
     return json_response(data, headers={"Link": link} if link else None)
 
+
+
+# --- edits ----------------------------------------------------------------------------------------
+
+def _post_edit(params: Params) -> posting.PostEdit:
+    media_ids = _media_ids(params)
+    attributes = params.get_dict("media_attributes") or {}
+    if not all(isinstance(a, dict) for a in attributes.values()):
+        raise unprocessable("Validation failed: media_attributes must be a list of objects")
+    return posting.PostEdit(
+        text=params.get_str("status", "") or "",
+        spoiler_text=params.get_str("spoiler_text", "") or "",
+        sensitive=params.get_bool("sensitive", None),
+        language=(params.get_str("language") or "").lower() or None,
+        media_ids=tuple(media_ids) if media_ids is not None else None,
+        media_attributes=tuple(attributes.values()),
+        poll=_poll(params),
+    )
+
+
+async def edit_status(request: web.Request) -> web.Response:
+    """PUT /api/v1/statuses/:id: the author edits text, warning, media and poll (not the visibility)."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    edit = _post_edit(await read_params(request))
+    async with write_session(request.app[SESSIONMAKER]) as session:
+        post = await posting.get_own_post(session, me, post_id)
+        if post.reblog_of_id is not None:
+            raise ApiError(403, "This action is not allowed")
+        await posting.edit_post(session, post, edit, _site(request))
+        data = await _render(request, session, post, me)
+    return json_response(data)
+
+
+async def get_history(request: web.Request) -> web.Response:
+    """GET /api/v1/statuses/:id/history: every version, oldest (the original) first."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    base_url = _base_url(request)
+    async with request.app[SESSIONMAKER]() as session:
+        viewer = await load_viewer(session, me)
+        post = await posting.get_visible_original(session, viewer, post_id)
+        edits = list(await session.scalars(select(StatusEdit).where(StatusEdit.post_id == post.id)
+                                           .order_by(StatusEdit.created_at, StatusEdit.id)))
+        if not edits:  # never edited: the current version is the whole history
+            current = await render_status(session, post, viewer, base_url)
+            return json_response([{key: current[key] for key in (
+                "content", "spoiler_text", "sensitive", "created_at", "account", "media_attachments", "emojis")}
+                | {"poll": _history_poll(current["poll"])}])
+        media_ids = {i for e in edits for i in e.media_ids}
+        media = {m.id: m for m in await session.scalars(
+            select(MediaAttachment).where(MediaAttachment.id.in_(media_ids)))} if media_ids else {}
+        accounts = await render_accounts(session, [post.author_id], base_url)
+    return json_response([_edit_to_api(e, accounts[0], media, base_url) for e in edits])
+
+
+def _history_poll(poll: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {"options": [{"title": o["title"]} for o in poll["options"]]} if poll else None
+
+
+def _edit_to_api(edit: StatusEdit, account: dict[str, Any], media: dict[int, MediaAttachment],
+                 base_url: str) -> dict[str, Any]:
+    attachments = []
+    for media_id, description in zip(edit.media_ids, edit.media_descriptions or [""] * len(edit.media_ids)):
+        row = media.get(media_id)
+        if row is not None:
+            attachments.append(media_to_api(row, base_url) | {"description": description or None})
+    return {
+        "content": edit.content,
+        "spoiler_text": edit.spoiler_text,
+        "sensitive": edit.sensitive,
+        "created_at": iso(edit.created_at),
+        "account": account,
+        "poll": {"options": [{"title": t} for t in edit.poll_options]} if edit.poll_options is not None else None,
+        "media_attachments": attachments,
+        "emojis": [],
+    }
+
+
+async def get_source(request: web.Request) -> web.Response:
+    """GET /api/v1/statuses/:id/source: what the author typed, for the edit form (the author only)."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    async with request.app[SESSIONMAKER]() as session:
+        post = await posting.get_own_post(session, me, post_id)
+    return json_response({"id": str(post.id), "text": post.source, "spoiler_text": post.spoiler_text or ""})
+
+
+# --- bookmarks and pins ---------------------------------------------------------------------------
+
+async def bookmark_status(request: web.Request) -> web.Response:
+    """POST /api/v1/statuses/:id/bookmark (idempotent; visible statuses only)."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    async with write_session(request.app[SESSIONMAKER]) as session:
+        viewer = await load_viewer(session, me)
+        post = await posting.get_visible_original(session, viewer, post_id)
+        await posting.insert_once(session, Bookmark, {"id": new_id(), "actor_id": me, "post_id": post.id,
+                                                      "created_at": utcnow()}, ["actor_id", "post_id"])
+        data = await _render(request, session, post, me)
+    return json_response(data)
+
+
+async def unbookmark_status(request: web.Request) -> web.Response:
+    """POST /api/v1/statuses/:id/unbookmark (idempotent)."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    async with write_session(request.app[SESSIONMAKER]) as session:
+        viewer = await load_viewer(session, me)
+        post = await posting.get_visible_original(session, viewer, post_id)
+        await session.execute(delete(Bookmark).where(Bookmark.actor_id == me, Bookmark.post_id == post.id))
+        data = await _render(request, session, post, me)
+    return json_response(data)
+
+
+async def pin_status(request: web.Request) -> web.Response:
+    """POST /api/v1/statuses/:id/pin: one's own public, unlisted or private status; at most five."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    async with write_session(request.app[SESSIONMAKER]) as session:
+        post = await posting.get_own_post(session, me, post_id)
+        if post.reblog_of_id is not None or post.visibility == DIRECT:
+            raise unprocessable("Validation failed: This post cannot be pinned")
+        # Lock the author's row (PostgreSQL) so that two pins at once cannot pass the limit together.
+        await session.execute(select(Actor.id).where(Actor.id == me).with_for_update())
+        pinned = set(await session.scalars(select(Pin.post_id).where(Pin.actor_id == me)))
+        if post.id not in pinned:
+            if len(pinned) >= MAX_PINS:
+                raise unprocessable(f"Validation failed: You can pin at most {MAX_PINS} posts")
+            session.add(Pin(id=new_id(), actor_id=me, post_id=post.id))
+            await session.flush()
+        data = await _render(request, session, post, me)
+    return json_response(data)
+
+
+async def unpin_status(request: web.Request) -> web.Response:
+    """POST /api/v1/statuses/:id/unpin (idempotent)."""
+    me = require_viewer(request)
+    post_id = path_id(request)
+    async with write_session(request.app[SESSIONMAKER]) as session:
+        post = await posting.get_own_post(session, me, post_id)
+        await session.execute(delete(Pin).where(Pin.actor_id == me, Pin.post_id == post.id))
+        data = await _render(request, session, post, me)
+    return json_response(data)

@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer
+from voisinage.models.bookmark import Bookmark
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.interaction import Favourite
+from voisinage.models.media import MediaAttachment
 from voisinage.models.notification import Notification
 from voisinage.models.oauth import Application
+from voisinage.models.pin import Pin
+from voisinage.models.poll import Poll, PollVote
 from voisinage.models.post import Mention, Post, PostTag
+
+from ..services.media import load_media_for_posts, media_to_api
 
 ROLE_BADGES = {
     "official": ("1", "Service communal", "#2b6cb0"),
@@ -32,13 +38,13 @@ ROLE_BADGES = {
 def iso(moment: dt.datetime | None) -> str | None:
     if moment is None:
         return None
-    moment = moment.astimezone(dt.timezone.utc)
+    moment = moment.astimezone(dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def iso_date(moment: dt.datetime) -> str:
     """Mastodon shows accounts' creation as a day (midnight UTC)."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT00:00:00.000Z")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT00:00:00.000Z")
 
 
 def default_image(base_url: str, kind: str) -> str:
@@ -141,6 +147,13 @@ class StatusBatch:
         self.favourited: set[int] = set()
         self.reblogged: set[int] = set()
         self.apps: dict[int, Application] = {}
+        self.media: dict[int, list[MediaAttachment]] = {}
+        self.bookmarked: set[int] = set()
+        self.pinned: set[int] = set()
+        self.polls: dict[int, Poll] = {}  # by post id
+        self.tallies: dict[int, dict[int, int]] = {}  # poll id -> choice -> votes
+        self.voters: dict[int, int] = {}  # poll id -> distinct voters
+        self.own_votes: dict[int, list[int]] = {}  # poll id -> the viewer's choices
 
     async def load(self, session: AsyncSession, posts: Sequence[Post]) -> None:
         for post in posts:
@@ -164,12 +177,60 @@ class StatusBatch:
         if app_ids:
             for app in await session.scalars(select(Application).where(Application.id.in_(app_ids))):
                 self.apps[app.id] = app
+        if originals:
+            self.media = await load_media_for_posts(session, originals)
+            await self._load_polls(session, originals)
         me = self.viewer.actor_id
         if me is not None and originals:
+            self.bookmarked = set(await session.scalars(
+                select(Bookmark.post_id).where(Bookmark.actor_id == me, Bookmark.post_id.in_(originals))))
+            self.pinned = set(await session.scalars(
+                select(Pin.post_id).where(Pin.actor_id == me, Pin.post_id.in_(originals))))
             self.favourited = set(await session.scalars(
                 select(Favourite.post_id).where(Favourite.actor_id == me, Favourite.post_id.in_(originals))))
             self.reblogged = set(await session.scalars(
                 select(Post.reblog_of_id).where(Post.author_id == me, Post.reblog_of_id.in_(originals))))
+
+    async def _load_polls(self, session: AsyncSession, post_ids: list[int]) -> None:
+        """Polls of the page, their tallies and the viewer's votes: at most three queries."""
+        self.polls = {p.post_id: p for p in await session.scalars(select(Poll).where(Poll.post_id.in_(post_ids)))}
+        if not self.polls:
+            return
+        poll_ids = [p.id for p in self.polls.values()]
+        for poll_id, choice, votes in await session.execute(
+                select(PollVote.poll_id, PollVote.choice, func.count()).where(PollVote.poll_id.in_(poll_ids))
+                .group_by(PollVote.poll_id, PollVote.choice)):
+            self.tallies.setdefault(poll_id, {})[choice] = votes
+        for poll_id, voters in await session.execute(
+                select(PollVote.poll_id, func.count(func.distinct(PollVote.actor_id)))
+                .where(PollVote.poll_id.in_(poll_ids)).group_by(PollVote.poll_id)):
+            self.voters[poll_id] = voters
+        if self.viewer.actor_id is not None:
+            for poll_id, choice in await session.execute(
+                    select(PollVote.poll_id, PollVote.choice).where(
+                        PollVote.poll_id.in_(poll_ids), PollVote.actor_id == self.viewer.actor_id)):
+                self.own_votes.setdefault(poll_id, []).append(choice)
+
+    def render_poll(self, poll: Poll) -> dict[str, Any]:
+        """Mastodon's Poll entity; with `hide_totals`, option counts are null until the poll ends."""
+        now = dt.datetime.now(dt.UTC)
+        expired = poll.closed_at is not None or poll.expires_at <= now
+        tally = self.tallies.get(poll.id, {})
+        show = expired or not poll.hide_totals
+        own = sorted(self.own_votes.get(poll.id, []))
+        return {
+            "id": str(poll.id),
+            "expires_at": iso(poll.expires_at),
+            "expired": expired,
+            "multiple": bool(poll.multiple),
+            "votes_count": sum(tally.values()),
+            "voters_count": self.voters.get(poll.id, 0),
+            "options": [{"title": title, "votes_count": tally.get(i, 0) if show else None}
+                        for i, title in enumerate(poll.options)],
+            "emojis": [],
+            "voted": bool(own) or self.viewer.actor_id == poll.author_id,
+            "own_votes": own,
+        }
 
     def render(self, post: Post) -> dict[str, Any]:
         if post.reblog_of_id is not None:
@@ -245,6 +306,10 @@ class StatusBatch:
             "edited_at": iso(post.edited_at),
             "favourited": post.id in self.favourited,
             "reblogged": post.id in self.reblogged,
+            "bookmarked": post.id in self.bookmarked,
+            "pinned": post.id in self.pinned,
+            "media_attachments": [media_to_api(m, self.base_url) for m in self.media.get(post.id, [])],
+            "poll": self.render_poll(self.polls[post.id]) if post.id in self.polls else None,
         })
         return data
 
@@ -261,13 +326,19 @@ async def render_status(session: AsyncSession, post: Post, viewer: Viewer, base_
 
 
 async def relationships_to_api(session: AsyncSession, me: int, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Relationship entities for `me` and each of `ids`, in the order asked, in two queries."""
+    """Relationship entities for `me` and each of `ids`, in the order asked, in a few queries."""
     if not ids:
         return []
     outgoing = {f.target_id: f for f in await session.scalars(
         select(Follow).where(Follow.follower_id == me, Follow.target_id.in_(ids)))}
     incoming = {f.follower_id: f for f in await session.scalars(
         select(Follow).where(Follow.target_id == me, Follow.follower_id.in_(ids)))}
+    from voisinage.models.audience import active_mutes
+    from voisinage.models.mute_block import Block, Mute
+    blocking = set(await session.scalars(select(Block.target_id).where(Block.actor_id == me, Block.target_id.in_(ids))))
+    blocked_by = set(await session.scalars(select(Block.actor_id).where(Block.target_id == me, Block.actor_id.in_(ids))))
+    muting = {m.target_id: m for m in await session.scalars(select(Mute).where(
+        Mute.actor_id == me, Mute.target_id.in_(active_mutes(me)), Mute.target_id.in_(ids)))}
     out = []
     for target in ids:
         mine = outgoing.get(target)
@@ -279,10 +350,10 @@ async def relationships_to_api(session: AsyncSession, me: int, ids: Sequence[int
             "notifying": bool(mine.notify) if mine else False,
             "languages": None,
             "followed_by": bool(theirs and theirs.state == ACCEPTED),
-            "blocking": False,
-            "blocked_by": False,
-            "muting": False,
-            "muting_notifications": False,
+            "blocking": target in blocking,
+            "blocked_by": target in blocked_by,
+            "muting": target in muting,
+            "muting_notifications": bool(target in muting and muting[target].notifications),
             "requested": bool(mine and mine.state == PENDING),
             "requested_by": bool(theirs and theirs.state == PENDING),
             "domain_blocking": False,

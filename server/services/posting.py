@@ -13,33 +13,57 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models import audience
 from voisinage.models.actor import GROUP, Actor
-from voisinage.models.audience import Viewer, followers_who_see, get_readers, visible_clause
+from voisinage.models.audience import (
+    Viewer,
+    followers_who_see,
+    get_readers,
+    visible_clause,
+)
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
+from voisinage.models.conversation import Conversation
 from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
+from voisinage.models.media import MediaAttachment
 from voisinage.models.notification import Notification, notify
-from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, UNLISTED, VISIBILITIES, Mention, Post, PostTag
+from voisinage.models.poll import Poll, PollVote
+from voisinage.models.post import (
+    DIRECT,
+    PRIVATE,
+    PUBLIC,
+    UNLISTED,
+    VISIBILITIES,
+    Mention,
+    Post,
+    PostTag,
+)
 from voisinage.models.resident import Resident
-from voisinage.models.timeline import add_to_homes
+from voisinage.models.status_edit import StatusEdit
+from voisinage.models.timeline import HomeEntry, add_to_homes, tag_followers_who_see
 from voisinage.models.uris import announce_uri, post_uri
 from voisinage.models.village import Village
 
 from ..errors import ApiError, unprocessable
+from . import media as media_service
 from .text import MAX_TAG_LENGTH, count_characters, render_text
 
 MAX_CHARACTERS = 500
+MAX_MEDIA = 4
+MAX_POLL_OPTIONS = 4
+MAX_POLL_OPTION_CHARS = 50
+MIN_POLL_SECONDS = 300
+MAX_POLL_SECONDS = 30 * 24 * 3600
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,4})?$")  # fits posts.language (8)
 # Narrowest first: a reply takes the narrower of its own and its parent's visibility.
 WIDTH = {DIRECT: 0, PRIVATE: 1, UNLISTED: 2, PUBLIC: 3}
@@ -56,6 +80,31 @@ class NewPost:
     language: str | None = None
     in_reply_to_id: int | None = None
     application_id: int | None = None
+    media_ids: tuple[int, ...] = ()
+    poll: PollSpec | None = None
+
+
+@dataclass(frozen=True)
+class PollSpec:
+    """A validated poll to attach to a post (see `parse_poll`)."""
+
+    options: tuple[str, ...]
+    expires_in: int
+    multiple: bool = False
+    hide_totals: bool = False
+
+
+@dataclass(frozen=True)
+class PostEdit:
+    """The new version of a post: None for media_ids means "keep the media as they are"."""
+
+    text: str
+    spoiler_text: str = ""
+    sensitive: bool | None = None
+    language: str | None = None
+    media_ids: tuple[int, ...] | None = None
+    media_attributes: tuple[dict[str, Any], ...] = ()
+    poll: PollSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +139,7 @@ def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
 
 
-async def _insert_once(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
+async def insert_once(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when the row is new (races end in one row, no error)."""
     stmt = _insert(session)(model).values(**values).on_conflict_do_nothing(index_elements=keys)
     result = await session.execute(stmt)
@@ -146,7 +195,10 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
     # PostgreSQL's text cannot hold NUL characters; nobody means to type one.
     text = (new.text or "").replace("\x00", "")
     spoiler_text = (new.spoiler_text or "").replace("\x00", "")
-    _check_text(text, spoiler_text)
+    _check_text(text, spoiler_text, has_media=bool(new.media_ids))
+    if new.media_ids and new.poll is not None:
+        raise unprocessable("Polls cannot be combined with media attachments")
+    media = await _attachable(session, author.id, new.media_ids)
     visibility = new.visibility or (resident.default_visibility if resident else PUBLIC)
     if visibility not in VISIBILITIES:
         raise unprocessable(f"visibility must be one of {', '.join(VISIBILITIES)}")
@@ -173,18 +225,32 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
     session.add(post)
     await session.flush()
     await _store_mentions_and_tags(session, post, rendered.mentions, rendered.tags)
+    media_service.attach_media(media, post.id)
+    if new.poll is not None:
+        create_poll(session, post, new.poll)
+    await session.flush()
     await _count_new_status(session, author.id, post.created_at)
     if parent is not None:
         await _add_to_counter(session, Post, parent.id, "replies_count", 1)
     await _fan_out_post(session, post, rendered.mentions, parent)
+    await add_to_homes(session, post.id, post.id, await tag_followers_who_see(session, post, rendered.tags))
+    if visibility == DIRECT:
+        await update_conversations(session, post, rendered.mentions)
     await queue_event(session, Event("update", post.id, streams=status_streams(post, rendered.tags)))
     if visibility in (PUBLIC, UNLISTED):
         await create_village_announce(session, post)
     return post
 
 
-def _check_text(text: str, spoiler_text: str) -> None:
-    if not text.strip():
+async def _attachable(session: AsyncSession, actor_id: int, media_ids: Sequence[int]) -> list[MediaAttachment]:
+    try:
+        return await media_service.get_attachable_media(session, actor_id, media_ids, limit=MAX_MEDIA)
+    except media_service.MediaError as exc:
+        raise unprocessable(str(exc)) from None
+
+
+def _check_text(text: str, spoiler_text: str, has_media: bool = False) -> None:
+    if not text.strip() and not has_media:
         raise unprocessable("Text can't be blank")
     if count_characters(text) + len(spoiler_text or "") > MAX_CHARACTERS:
         raise unprocessable(f"Text character limit of {MAX_CHARACTERS} exceeded")
@@ -336,7 +402,7 @@ async def create_favourite(session: AsyncSession, actor_id: int, post_id: int) -
     """Favourite a post the actor may see (idempotent); returns the post favourited."""
     viewer = await audience.load_viewer(session, actor_id)
     post = await get_visible_original(session, viewer, post_id)
-    added = await _insert_once(session, Favourite, {"id": new_id(), "actor_id": actor_id, "post_id": post.id,
+    added = await insert_once(session, Favourite, {"id": new_id(), "actor_id": actor_id, "post_id": post.id,
                                                     "created_at": utcnow()}, ["actor_id", "post_id"])
     if added:
         await _add_to_counter(session, Post, post.id, "favourites_count", 1)
@@ -392,3 +458,241 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
     streams = status_streams(post, await _post_tags(session, post.id))
     await session.execute(delete(Post).where(Post.id == post.id))
     await queue_event(session, Event("delete", post.id, streams=streams))
+    if post.visibility == DIRECT:
+        await _rewind_conversations(session, post)
+
+
+async def _rewind_conversations(session: AsyncSession, post: Post) -> None:
+    """After deleting a direct post, its conversations show the thread's previous direct post."""
+    thread_id = post.thread_id or post.id
+    previous = await session.scalar(select(func.max(Post.id)).where(
+        Post.thread_id == thread_id, Post.visibility == DIRECT, Post.reblog.is_(False)))
+    await session.execute(update(Conversation).where(
+        Conversation.thread_id == thread_id, Conversation.last_post_id.is_(None)).values(last_post_id=previous),
+        execution_options={"synchronize_session": False})
+
+
+# --- polls ----------------------------------------------------------------------------------------
+
+def parse_poll(options: Sequence[str], expires_in: int | None, multiple: bool, hide_totals: bool) -> PollSpec:
+    """Validate a poll as Mastodon does: 2-4 distinct options of at most 50 characters, 5 minutes..1 month."""
+    cleaned = [o.replace("\x00", "").strip() for o in options]
+    if len(cleaned) < 2:
+        raise unprocessable("Validation failed: a poll needs at least 2 options")
+    if len(cleaned) > MAX_POLL_OPTIONS:
+        raise unprocessable(f"Validation failed: a poll has at most {MAX_POLL_OPTIONS} options")
+    if any(not o for o in cleaned):
+        raise unprocessable("Validation failed: poll options can't be blank")
+    if any(len(o) > MAX_POLL_OPTION_CHARS for o in cleaned):
+        raise unprocessable(f"Validation failed: poll options are at most {MAX_POLL_OPTION_CHARS} characters")
+    if len(set(cleaned)) != len(cleaned):
+        raise unprocessable("Validation failed: poll options must be different")
+    if expires_in is None:
+        raise unprocessable("Validation failed: poll[expires_in] is missing")
+    if not MIN_POLL_SECONDS <= expires_in <= MAX_POLL_SECONDS:
+        raise unprocessable("Validation failed: a poll lasts between 5 minutes and one month")
+    return PollSpec(tuple(cleaned), expires_in, multiple, hide_totals)
+
+
+def create_poll(session: AsyncSession, post: Post, spec: PollSpec, start: dt.datetime | None = None) -> Poll:
+    """Add the poll row of a post (flushed by the caller)."""
+    start = start or utcnow()
+    poll = Poll(id=new_id(), post_id=post.id, author_id=post.author_id, options=list(spec.options),
+                multiple=spec.multiple, hide_totals=spec.hide_totals,
+                expires_at=start + dt.timedelta(seconds=spec.expires_in), created_at=start)
+    session.add(poll)
+    return poll
+
+
+def poll_expired(poll: Poll, now: dt.datetime | None = None) -> bool:
+    return poll.closed_at is not None or poll.expires_at <= (now or utcnow())
+
+
+async def vote_in_poll(session: AsyncSession, voter_id: int, poll: Poll, choices: Sequence[int]) -> None:
+    """Record a resident's vote (once; several choices only in a multiple-choice poll); 422 otherwise."""
+    if poll.author_id == voter_id:
+        raise unprocessable("Validation failed: You cannot vote in your own polls")
+    if poll_expired(poll):
+        raise unprocessable("Validation failed: The poll has already ended")
+    unique = list(dict.fromkeys(choices))
+    if not unique:
+        raise unprocessable("Validation failed: choices is missing")
+    if len(unique) > 1 and not poll.multiple:
+        raise unprocessable("Validation failed: This poll allows only one choice")
+    if any(c < 0 or c >= len(poll.options) for c in unique):
+        raise unprocessable("Validation failed: Invalid choice")
+    # One vote per account: lock the poll row (PostgreSQL) so two requests cannot both pass the check.
+    await session.execute(select(Poll.id).where(Poll.id == poll.id).with_for_update())
+    voted = await session.scalar(select(PollVote.id).where(PollVote.poll_id == poll.id,
+                                                           PollVote.actor_id == voter_id).limit(1))
+    if voted is not None:
+        raise unprocessable("Validation failed: You have already voted on this poll")
+    for choice in unique:
+        session.add(PollVote(id=new_id(), poll_id=poll.id, actor_id=voter_id, choice=choice))
+    await session.flush()
+
+
+async def close_expired_polls(session: AsyncSession, now: dt.datetime | None = None) -> int:
+    """Close the polls that ended by `now`: a `poll` notification to the author and every voter.
+
+    For a periodic worker (and called lazily by the polls API); returns how many polls were closed.
+    """
+    now = now or utcnow()
+    polls = list(await session.scalars(
+        select(Poll).where(Poll.closed_at.is_(None), Poll.expires_at <= now).order_by(Poll.id)
+        .limit(500).with_for_update(skip_locked=True)))
+    for poll in polls:
+        poll.closed_at = now
+        voters = set(await session.scalars(select(PollVote.actor_id).where(PollVote.poll_id == poll.id)))
+        for recipient in sorted({poll.author_id, *voters}):
+            await _notify(session, recipient, "poll", poll.author_id, poll.post_id)
+    await session.flush()
+    return len(polls)
+
+
+# --- conversations (direct messages) ----------------------------------------------------------------
+
+async def update_conversations(session: AsyncSession, post: Post, mentions: Sequence[int]) -> None:
+    """A direct post updates its thread's conversation for the author and every mentioned reader."""
+    readers = await get_readers(session, post, mentions)
+    members = {post.author_id, *readers}
+    thread_id = post.thread_id or post.id
+    existing = {c.actor_id: c for c in await session.scalars(
+        select(Conversation).where(Conversation.thread_id == thread_id, Conversation.actor_id.in_(members)))}
+    for member in sorted(members):
+        conversation = existing.get(member)
+        others = set(members) - {member}
+        if conversation is None:
+            conversation = Conversation(id=new_id(), thread_id=thread_id, actor_id=member, participant_ids=[])
+            session.add(conversation)
+        conversation.participant_ids = sorted(set(conversation.participant_ids or []) | others)
+        conversation.last_post_id = post.id
+        conversation.unread = member != post.author_id
+        conversation.hidden = False
+    await session.flush()
+
+
+# --- edits ----------------------------------------------------------------------------------------
+
+async def edit_post(session: AsyncSession, post: Post, edit: PostEdit, site: Site) -> Post:
+    """Apply an author's edit: text, warning, media, poll; keeps the history (the original first),
+    re-computes mentions and tags, notifies those who boosted it and sends `status.update`."""
+    text = (edit.text or "").replace("\x00", "")
+    spoiler_text = (edit.spoiler_text or "").replace("\x00", "")
+    media = await _edited_media(session, post, edit)
+    _check_text(text, spoiler_text, has_media=bool(media))
+    if media and edit.poll is not None:
+        raise unprocessable("Polls cannot be combined with media attachments")
+    language = edit.language or post.language
+    if language is not None and not LANGUAGE.match(language):
+        raise unprocessable("language is not a valid ISO 639 code")
+    if not await session.scalar(select(StatusEdit.id).where(StatusEdit.post_id == post.id).limit(1)):
+        await _snapshot(session, post, post.created_at)  # the original, first in the history
+    await _apply_media_attributes(session, media, edit.media_attributes)
+    rendered = await render_text(session, text, site.base_url, site.domain)
+    old_mentions = set(await session.scalars(select(Mention.actor_id).where(Mention.post_id == post.id)))
+    await session.execute(delete(Mention).where(Mention.post_id == post.id))
+    await session.execute(delete(PostTag).where(PostTag.post_id == post.id))
+    await _store_mentions_and_tags(session, post, rendered.mentions, rendered.tags)
+    await _replace_media(session, post, media)
+    await _replace_poll(session, post, edit.poll)
+    post.content, post.source, post.spoiler_text = rendered.html, text, spoiler_text
+    post.sensitive = bool((edit.sensitive if edit.sensitive is not None else post.sensitive) or spoiler_text)
+    post.language = language
+    post.edited_at = utcnow()
+    await session.flush()
+    await _snapshot(session, post, post.edited_at)
+    await _notify_new_mentions(session, post, [m for m in rendered.mentions if m not in old_mentions],
+                               rendered.mentions)
+    boosters = sorted(set(await session.scalars(select(Post.author_id).join(Actor, Actor.id == Post.author_id)
+                                                .where(Post.reblog_of_id == post.id, Actor.kind != GROUP))))
+    if boosters:  # one `update` notification per post: the latest edit replaces an earlier one
+        await session.execute(delete(Notification).where(
+            Notification.kind == "update", Notification.post_id == post.id, Notification.recipient_id.in_(boosters)))
+    for booster in boosters:
+        await _notify(session, booster, "update", post.author_id, post.id)
+    await queue_event(session, Event("status.update", post.id, streams=status_streams(post, rendered.tags)))
+    return post
+
+
+async def _edited_media(session: AsyncSession, post: Post, edit: PostEdit) -> list[MediaAttachment]:
+    """The media the post will carry: its own current ones it keeps, plus new uploads of the author."""
+    current = list(await session.scalars(select(MediaAttachment).where(MediaAttachment.post_id == post.id)
+                                         .order_by(MediaAttachment.id)))
+    if edit.media_ids is None:
+        return current
+    wanted = list(dict.fromkeys(edit.media_ids))
+    if len(wanted) > MAX_MEDIA:
+        raise unprocessable(f"Too many media attachments (maximum is {MAX_MEDIA})")
+    kept = {m.id: m for m in current}
+    new = await _attachable(session, post.author_id, [i for i in wanted if i not in kept])
+    by_id = {**kept, **{m.id: m for m in new}}
+    return [by_id[i] for i in wanted]
+
+
+async def _apply_media_attributes(session: AsyncSession, media: list[MediaAttachment],
+                                  attributes: Sequence[dict[str, Any]]) -> None:
+    by_id = {str(m.id): m for m in media}
+    for attrs in attributes:
+        row = by_id.get(str(attrs.get("id", "")))
+        if row is None:
+            raise unprocessable("media_attributes names media that is not attached to this status")
+        description = attrs.get("description")
+        if description is not None:
+            if not isinstance(description, str) or len(description) > 1500:
+                raise unprocessable("Validation failed: description is too long (maximum is 1500 characters)")
+            row.description = description.replace("\x00", "")
+        if attrs.get("focus") not in (None, ""):
+            try:
+                row.focus_x, row.focus_y = media_service.parse_focus(attrs["focus"])
+            except media_service.MediaError as exc:
+                raise unprocessable(str(exc)) from None
+
+
+async def _replace_media(session: AsyncSession, post: Post, media: list[MediaAttachment]) -> None:
+    keep = [m.id for m in media]
+    detach = update(MediaAttachment).where(MediaAttachment.post_id == post.id)
+    if keep:
+        detach = detach.where(MediaAttachment.id.not_in(keep))
+    await session.execute(detach.values(post_id=None), execution_options={"synchronize_session": False})
+    media_service.attach_media(media, post.id)
+
+
+async def _replace_poll(session: AsyncSession, post: Post, spec: PollSpec | None) -> None:
+    """As Mastodon: same options keep the votes; other options start a new poll; no poll removes it."""
+    poll = await session.scalar(select(Poll).where(Poll.post_id == post.id))
+    if poll is not None and spec is not None and list(spec.options) == list(poll.options) \
+            and spec.multiple == poll.multiple:
+        poll.hide_totals = spec.hide_totals
+        return
+    if poll is not None:
+        await session.execute(delete(Poll).where(Poll.id == poll.id))
+    if spec is not None:
+        create_poll(session, post, spec)
+    await session.flush()
+
+
+async def _snapshot(session: AsyncSession, post: Post, at: dt.datetime) -> None:
+    media = list(await session.scalars(select(MediaAttachment).where(MediaAttachment.post_id == post.id)
+                                       .order_by(MediaAttachment.id)))
+    poll = await session.scalar(select(Poll).where(Poll.post_id == post.id))
+    session.add(StatusEdit(id=new_id(), post_id=post.id, author_id=post.author_id, content=post.content,
+                           spoiler_text=post.spoiler_text or "", sensitive=bool(post.sensitive),
+                           media_ids=[m.id for m in media], media_descriptions=[m.description or "" for m in media],
+                           poll_options=list(poll.options) if poll is not None else None, created_at=at))
+    await session.flush()
+
+
+async def _notify_new_mentions(session: AsyncSession, post: Post, mentions: list[int],
+                               all_mentions: list[int]) -> None:
+    if not mentions:
+        return
+    readers = await get_readers(session, post, mentions)
+    have = set(await session.scalars(select(HomeEntry.owner_id).where(
+        HomeEntry.post_id == post.id, HomeEntry.owner_id.in_(readers)))) if readers else set()
+    await add_to_homes(session, post.id, post.id, readers - have)
+    for actor_id in mentions:
+        if actor_id in readers:
+            await _notify(session, actor_id, "mention", post.author_id, post.id)
+    if post.visibility == DIRECT:
+        await update_conversations(session, post, all_mentions)
