@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.actor import GROUP, Actor
-from voisinage.models.audience import Viewer, load_viewer, visible_clause
+from voisinage.models.audience import Viewer, blocked_with, load_viewer, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.bookmark import Bookmark
 from voisinage.models.db import write_session
@@ -300,7 +300,8 @@ async def get_favourited_by(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         viewer = await load_viewer(session, me)
         post = await posting.get_visible_original(session, viewer, post_id)
-        query = select(Favourite.id, Favourite.actor_id).where(Favourite.post_id == post.id)
+        query = select(Favourite.id, Favourite.actor_id).where(
+            Favourite.post_id == post.id, Favourite.actor_id.not_in(blocked_with([me])))
         rows, more = page.trim(list(await session.execute(page.apply(query, Favourite.id))))
         accounts = await render_accounts(session, [r.actor_id for r in rows], _base_url(request))
     return _paged(request, accounts, page, [r.id for r in rows], more)
@@ -315,7 +316,7 @@ async def get_reblogged_by(request: web.Request) -> web.Response:
         viewer = await load_viewer(session, me)
         post = await posting.get_visible_original(session, viewer, post_id)
         query = (select(Post.id, Post.author_id).join(Actor, Actor.id == Post.author_id)
-                 .where(Post.reblog_of_id == post.id, Actor.kind != GROUP))
+                 .where(Post.reblog_of_id == post.id, Actor.kind != GROUP, Post.author_id.not_in(blocked_with([me]))))
         rows, more = page.trim(list(await session.execute(page.apply(query, Post.id))))
         accounts = await render_accounts(session, [r.author_id for r in rows], _base_url(request))
     return _paged(request, accounts, page, [r.id for r in rows], more)

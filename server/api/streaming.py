@@ -17,8 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
-
-from voisinage.models.audience import Viewer, load_viewer, visible_ids
+from voisinage.models.audience import Viewer, load_viewer, muted_clause, visible_ids
 from voisinage.models.categories import canonical
 from voisinage.models.events import Event, EventBus, Subscription
 from voisinage.models.notification import Notification
@@ -120,9 +119,13 @@ class Connection:
             post = await session.get(Post, event.object_id)
             if post is None:
                 return []
+            muted = await session.scalar(select(Post.id).where(
+                Post.id == post.id, muted_clause(self.viewer.actor_id))) is not None
             in_home = None
             keep = []
             for key in keys:
+                if muted and key[0] != "direct":  # as in the timelines: a mute hides, a DM still arrives
+                    continue
                 if key[0] == "user":
                     if in_home is None:
                         in_home = await session.scalar(select(HomeEntry.post_id).where(
@@ -247,7 +250,7 @@ async def get_stream_sse(request: web.Request) -> web.StreamResponse:
         while True:
             try:
                 event = await asyncio.wait_for(sub.queue.get(), PING_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await response.write(b":thump\n\n")
                 continue
             for message in await conn.messages_for(event):

@@ -372,18 +372,24 @@ async def render_notifications(session: AsyncSession, notes: Sequence[Notificati
     by_id = {p.id: p for p in posts}
     actors = await load_actors(session, {n.from_actor_id for n in notes} - set(batch.actors))
     actors.update(batch.actors)
+    from .reports import reports_to_api  # reports renders accounts with this module
+
+    reports = await reports_to_api(session, [n.report_id for n in notes if n.kind == "admin.report"], base_url)
     out = []
     for note in notes:
         actor = actors.get(note.from_actor_id)
         if actor is None:
             continue
         post = by_id.get(note.post_id) if note.post_id else None
-        out.append({
+        entity = {
             "id": str(note.id),
             "type": note.kind,
             "created_at": iso(note.created_at),
             "group_key": f"ungrouped-{note.id}",
             "account": account_to_api(actor, base_url),
             "status": batch.render(post) if post is not None else None,
-        })
+        }
+        if note.kind == "admin.report":
+            entity["report"] = reports.get(note.report_id)
+        out.append(entity)
     return out

@@ -75,7 +75,7 @@ async def test_unlisted_post_never_reaches_another_village(rig):
     while True:  # drop anything the follows caused
         try:
             await cedar.receive_str(timeout=0.2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             break
     post = await _post(rig, "alder", "Réunion de quartier", "unlisted")
     seen = orjson.loads((await _next(birch))["payload"])
@@ -158,3 +158,14 @@ async def test_health_and_server_sent_events(rig):
         lines = event.decode().strip().split("\n")
         assert lines[0] == "event: update"
         assert orjson.loads(lines[1][len("data: "):])["id"] == post["id"]
+
+
+async def test_a_muted_account_does_not_stream(rig):
+    status, _ = await rig.api("birch").post(f"/api/v1/accounts/{rig['alder'].id}/mute")
+    assert status == 200
+    ws = await _connect(rig, "birch", "public:local")
+    await _post(rig, "alder", "Muet pour birch")
+    await _nothing(ws)
+    other = await _post(rig, "cedar", "Pas muet")
+    assert orjson.loads((await _next(ws))["payload"])["id"] == other["id"]
+    await ws.close()
