@@ -1,12 +1,115 @@
-"""PLACEHOLDER (being written): background workers for inbox and delivery queues."""
+"""Background workers: the inbox queue and the delivery queue, as one cleanup context of the app.
+
+`workers_ctx(app)` runs both loops while the app runs (short sleeps when idle; `wake(app)` ends a
+sleep early). On shutdown the loops stop claiming and give back the rows they hold. `drain(ctx)`
+processes both queues until nothing is due: tests call it instead of waiting.
+"""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from voisinage.models.db import write_session
+
+from . import delivery, inbox_worker
+from .context import FEDERATION, FederationContext
+from .local_keys import get_instance_actor
+
+log = logging.getLogger("voisinage.federation.workers")
+
+IDLE_SLEEP = 0.5
+MAX_DRAIN_ROUNDS = 1000
+_INSTANCE_READY = "\x00instance-actor-ready"
+WAKE = web.AppKey("federation_wake", asyncio.Event)
+
+Batch = Callable[[FederationContext, int, set[int]], Awaitable[int]]
+
+
+async def ensure_instance_actor(ctx: FederationContext) -> None:
+    """Create (and commit) our instance actor before any signed fetch needs it.
+
+    A peer verifying our signed GET fetches /actor from us; if the actor were only being created in
+    the transaction that makes the GET, that fetch would wait on our own write lock (SQLite)."""
+    if ctx.key_cache.get(_INSTANCE_READY):
+        return
+    async with write_session(ctx.sessionmaker) as session:
+        await get_instance_actor(session, ctx)
+    ctx.key_cache[_INSTANCE_READY] = True
+
+
+async def drain(ctx: FederationContext) -> int:
+    """Process inbox items and deliveries until neither queue has due work; returns rows handled."""
+    await ensure_instance_actor(ctx)
+    total = 0
+    for _ in range(MAX_DRAIN_ROUNDS):
+        done = await inbox_worker.process_due(ctx) + await delivery.deliver_due(ctx)
+        if done == 0:
+            return total
+        total += done
+    return total
+
+
+class Workers:
+    """The two loops and the rows they hold, so that stopping can release them."""
+
+    def __init__(self, ctx: FederationContext, wake: asyncio.Event) -> None:
+        self.ctx = ctx
+        self.wake = wake
+        self.stopping = False
+        self.held_items: set[int] = set()
+        self.held_deliveries: set[int] = set()
+
+    async def loop(self, name: str, batch: Batch, held: set[int]) -> None:
+        """Run `batch` until stopped; sleep a little when it found nothing."""
+        while not self.stopping:
+            try:
+                found = await batch(self.ctx, 20, held)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug or a database hiccup must not kill the loop
+                log.exception("%s worker failed; retrying", name)
+                found = 0
+            if not found:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), IDLE_SLEEP)
+                self.wake.clear()
+
+    async def release(self) -> None:
+        """Give back every row still claimed (their lease ends now)."""
+        await inbox_worker.release(self.ctx, set(self.held_items))
+        await delivery.release(self.ctx, set(self.held_deliveries))
+
+
+def wake(app: web.Application) -> None:
+    """Tell idle workers there is new work (a bonus: they also poll)."""
+    event = app.get(WAKE)
+    if event is not None:
+        event.set()
+
+
+async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: asyncio.Event | None = None) -> None:
+    """Run both loops until `stop` is set, then release held rows (the `voisinage worker` command)."""
+    await ensure_instance_actor(ctx)
+    workers = Workers(ctx, wake_event or asyncio.Event())
+    tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items)),
+             asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries))]
+    await stop.wait()
+    workers.stopping = True
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await workers.release()
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx that runs the workers while the app runs (none yet)."""
+    """cleanup_ctx that runs the inbox and delivery workers while the app runs."""
+    stop = asyncio.Event()
+    app[WAKE] = asyncio.Event()
+    task = asyncio.create_task(run_workers(app[FEDERATION], stop, app[WAKE]))
     yield
+    stop.set()
+    await task

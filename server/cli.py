@@ -14,15 +14,15 @@ import csv
 import io
 import logging
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from voisinage.models import db
 from voisinage.models.actor import PERSON, ROLES, Actor
 from voisinage.models.base import utcnow
@@ -326,6 +326,172 @@ def account_suspend(ctx: click.Context, handle: str) -> None:
 
     username, revoked = run_with_database(settings, work)
     click.echo(f"@{username} is suspended ({plural(revoked, 'token')} revoked)")
+
+
+# --- federation: partners, neighbour villages, workers -------------------------------------------
+
+def federation_errors() -> tuple[type[BaseException], ...]:
+    """The federation exceptions an operator can act on (told in one line)."""
+    from voisinage.federation.actors import ApParseError, NotPartner, UnknownActor
+    from voisinage.federation.transport import FetchError
+
+    return (ValueError, ApParseError, NotPartner, UnknownActor, FetchError)
+
+
+@cli.group()
+def partner() -> None:
+    """Partner instances: the only ones this commune federates with."""
+
+
+@partner.command("add")
+@click.argument("domain")
+@click.pass_context
+def partner_add(ctx: click.Context, domain: str) -> None:
+    """Add DOMAIN (host or host:port) to the partners."""
+    from voisinage.federation import partners
+
+    settings = get_settings(ctx)
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+        async with db.write_session(sessionmaker) as session:
+            return (await partners.add_partner(session, domain)).host
+
+    try:
+        host = run_with_database(settings, work)
+    except ValueError as exc:
+        raise CliError(first_line(exc)) from None
+    click.echo(f"{host} is a partner")
+
+
+@partner.command("remove")
+@click.argument("domain")
+@click.pass_context
+def partner_remove(ctx: click.Context, domain: str) -> None:
+    """Remove DOMAIN from the partners (nothing is exchanged with it any more)."""
+    from voisinage.federation import partners
+
+    settings = get_settings(ctx)
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+        async with db.write_session(sessionmaker) as session:
+            return await partners.remove_partner(session, domain)
+
+    try:
+        removed = run_with_database(settings, work)
+    except ValueError as exc:
+        raise CliError(first_line(exc)) from None
+    if not removed:
+        raise CliError(f"{domain} is not a partner")
+    click.echo(f"{domain} is no longer a partner")
+
+
+@partner.command("list")
+@click.pass_context
+def partner_list(ctx: click.Context) -> None:
+    """List the partner instances, one host a line."""
+    from voisinage.federation import partners
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+        async with sessionmaker() as session:
+            return [row.host for row in await partners.list_partners(session)]
+
+    for host in run_with_database(get_settings(ctx), work):
+        click.echo(host)
+
+
+def federation_context(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+    """A FederationContext for a command run outside the web server (start its transport first)."""
+    import time
+
+    from voisinage.federation.context import FederationContext, make_transport
+
+    transport = make_transport(settings.instance.domain, settings.base_url,
+                               settings.federation.allow_private_addresses)
+    return FederationContext(
+        base_url=settings.base_url, domain=settings.instance.domain, scheme=settings.instance.scheme,
+        sessionmaker=sessionmaker, transport=transport,
+        allow_private_addresses=settings.federation.allow_private_addresses, clock=time.time)
+
+
+@cli.group()
+def neighbour() -> None:
+    """Neighbour links: a village of ours following a village of a partner instance."""
+
+
+@neighbour.command("add")
+@click.argument("slug")
+@click.argument("handle")
+@click.pass_context
+def neighbour_add(ctx: click.Context, slug: str, handle: str) -> None:
+    """Village SLUG follows the remote village HANDLE (@village@domain); live once it accepts."""
+    from voisinage.federation import actors, outbox
+    from voisinage.federation.workers import ensure_instance_actor
+    from voisinage.models.actor import GROUP
+
+    settings = get_settings(ctx)
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple[str, str]:
+        fed = federation_context(settings, sessionmaker)
+        await fed.transport.start()
+        try:
+            async with sessionmaker() as session:
+                village = await session.scalar(select(Actor).where(
+                    Actor.username == slug, Actor.domain == "", Actor.kind == GROUP))
+            if village is None:
+                raise VillageError(f"no village {slug}")
+            await ensure_instance_actor(fed)
+            async with sessionmaker() as session:  # fetches: no write lock held meanwhile
+                target = await actors.resolve_handle(fed, session, handle)
+                await session.commit()
+            if target.local or not target.is_group:
+                raise VillageError(f"{handle} is not a village of another instance")
+            async with db.write_session(sessionmaker) as session:
+                follow = await outbox.request_follow(session, fed, await session.get(Actor, village.id),
+                                                     await session.get(Actor, target.id))
+                return target.acct(), follow.state
+        finally:
+            await fed.transport.close()
+
+    try:
+        acct, state = run_with_database(settings, work)
+    except federation_errors() as exc:
+        raise CliError(f"{handle}: {first_line(exc)}") from None
+    shown = "linked" if state == "accepted" else "follow sent; the link is live when it accepts"
+    click.echo(f"{slug} -> @{acct}: {shown}")
+
+
+@cli.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run only the federation workers (inbox and delivery queues), without the web server.
+
+    SIGTERM or SIGINT: stop claiming, give back held rows, exit 0.
+    """
+    import signal
+
+    from voisinage.federation.workers import run_workers
+
+    from .app import configure_logging
+
+    settings = get_settings(ctx)
+    configure_logging()
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        fed = federation_context(settings, sessionmaker)
+        await fed.transport.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        click.echo(f"Voisinage workers for {settings.base_url} running")
+        sys.stdout.flush()
+        try:
+            await run_workers(fed, stop)
+        finally:
+            await fed.transport.close()
+
+    run_with_database(settings, work)
+    logging.getLogger("voisinage").info("workers stopped")
 
 
 def main(argv: list[str] | None = None) -> Any:

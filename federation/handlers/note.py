@@ -1,0 +1,277 @@
+"""Everything about a note from a peer: Create, Update, Delete, Announce, Undo{Announce}; and the
+Update/Delete of actors.
+
+Trust (SECURITY.md "Inbox"): a Create's note must be by the signer; an embedded note whose id is on
+another host than the signer is not trusted as sent: an Announce's note is kept when its FEP-8b32
+proof verifies, otherwise it is fetched again from its origin with a signed GET (partners only).
+A Delete that arrives before its Create leaves a Tombstone so the Create is not resurrected later.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import delete, select
+from voisinage.models.actor import GROUP, Actor
+from voisinage.models.audience import get_readers
+from voisinage.models.base import utcnow
+from voisinage.models.categories import canonical
+from voisinage.models.follow import ACCEPTED, Follow
+from voisinage.models.ids import new_id
+from voisinage.models.notification import notify
+from voisinage.models.post import Mention, Post, PostTag
+from voisinage.models.timeline import add_to_homes
+from voisinage.models.tombstone import Tombstone
+
+from .. import actors
+from ..dispatch import InboxContext, handles
+from ..from_ap import ParsedNote, parse_note, same_host, visibility_of
+from ..local_keys import get_instance_actor, signer_for
+from ..partners import host_of, is_partner
+from ..proofs import ProofError, verify_proof
+from ..transport import FetchError
+from ..vocab import ACTOR_TYPES, NOTE_TYPES, first, get_id, types_of
+from .common import get_actor, get_post, shift
+
+log = logging.getLogger("voisinage.federation.note")
+
+
+# -- getting a note we can trust ----------------------------------------------------------------
+
+
+async def fetch_note(ictx: InboxContext, uri: str) -> dict[str, Any] | None:
+    """Fetch a note from its origin with a signed GET; None when its host is not a partner."""
+    if not await is_partner(ictx.session, host_of(uri)):
+        return None
+    instance = await get_instance_actor(ictx.session, ictx.ctx)
+    _, doc = await ictx.ctx.transport.get_json(uri, sign=signer_for(instance))
+    return doc
+
+
+async def _proof_holds(ictx: InboxContext, note: dict[str, Any]) -> bool:
+    """Whether the note carries an FEP-8b32 proof by its own author that verifies."""
+    proof = note.get("proof")
+    method = proof.get("verificationMethod") if isinstance(proof, dict) else None
+    author = get_id(first(note.get("attributedTo")))
+    if not isinstance(method, str) or not author or method.split("#", 1)[0] != author:
+        return False
+    try:
+        _, key = await actors.proof_key_for(ictx.ctx, ictx.session, method)
+        return verify_proof(note, lambda _method: key)
+    except (ProofError, actors.ApParseError, actors.NotPartner, FetchError):
+        return False
+
+
+async def trusted_note(ictx: InboxContext, obj: Any) -> dict[str, Any] | None:
+    """The note document to believe: embedded and from the signer's host, or with a valid proof;
+    otherwise fetched again from its origin."""
+    uri = get_id(obj)
+    if not uri:
+        return None
+    if isinstance(obj, dict) and types_of(obj) & NOTE_TYPES:
+        if same_host(uri, ictx.signer.uri) or await _proof_holds(ictx, obj):
+            return obj
+    if ictx.ctx.is_local_url(uri):
+        return None
+    return await fetch_note(ictx, uri)
+
+
+# -- storing a note -----------------------------------------------------------------------------
+
+
+async def _known_groups(ictx: InboxContext, parsed: ParsedNote) -> dict[str, str]:
+    """{group uri: followers uri} for the known Group actors this note is addressed to."""
+    wanted = set(parsed.addresses) | ({parsed.audience} if parsed.audience else set())
+    if not wanted:
+        return {}
+    rows = await ictx.session.execute(select(Actor.uri, Actor.followers_uri).where(
+        Actor.kind == GROUP, (Actor.uri.in_(wanted)) | (Actor.followers_uri.in_(wanted))))
+    return {uri: followers or "" for uri, followers in rows}
+
+
+async def _followers_of(ictx: InboxContext, actor_id: int) -> set[int]:
+    rows = await ictx.session.scalars(select(Follow.follower_id).where(
+        Follow.target_id == actor_id, Follow.state == ACCEPTED))
+    return set(rows)
+
+
+async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
+    """The Post of a trusted note document: the existing row, or a new one with its fan-in."""
+    parsed = parse_note(doc)
+    existing = await get_post(ictx.session, parsed.uri)
+    if existing is not None:
+        return existing
+    if await ictx.session.get(Tombstone, parsed.uri) is not None:
+        log.info("note %s was deleted before it arrived: not stored", parsed.uri)
+        return None
+    author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri)
+    groups = await _known_groups(ictx, parsed)
+    visibility, group_uri = visibility_of(parsed, author.followers_uri, groups)
+    group = await get_actor(ictx.session, group_uri)
+    parent = await get_post(ictx.session, parsed.in_reply_to_uri)
+    post = Post(id=new_id(), uri=parsed.uri, url=parsed.url, author_id=author.id, local=False,
+                visibility=visibility, audience_id=group.id if group else None, origin_author_id=author.id,
+                in_reply_to_id=parent.id if parent else None,
+                in_reply_to_account_id=parent.author_id if parent else None,
+                in_reply_to_uri=parsed.in_reply_to_uri, content=parsed.content,
+                spoiler_text=parsed.spoiler_text, sensitive=parsed.sensitive, language=parsed.language,
+                created_at=parsed.published or utcnow())
+    post.thread_id = (parent.thread_id or parent.id) if parent else post.id
+    ictx.session.add(post)
+    await ictx.session.flush()
+    mentioned = await _store_mentions_and_tags(ictx, post, parsed)
+    await shift(ictx.session, Actor, author.id, "statuses_count", 1)
+    if parent is not None:
+        await shift(ictx.session, Post, parent.id, "replies_count", 1)
+    await _fan_in(ictx, post, author, mentioned, parent)
+    return post
+
+
+async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: ParsedNote) -> set[int]:
+    mentioned: set[int] = set()
+    if parsed.mentions:
+        mentioned = set(await ictx.session.scalars(select(Actor.id).where(Actor.uri.in_(parsed.mentions))))
+    ictx.session.add_all(Mention(post_id=post.id, actor_id=actor_id) for actor_id in mentioned)
+    for name in dict.fromkeys(n for n in parsed.hashtags if n):
+        ictx.session.add(PostTag(post_id=post.id, name=name, canonical=canonical(name)[:100]))
+    await ictx.session.flush()
+    return mentioned
+
+
+async def _fan_in(ictx: InboxContext, post: Post, author: Actor, mentioned: set[int], parent: Post | None) -> None:
+    """Home timelines of local readers who follow the author or are mentioned; mention notices."""
+    readers = await get_readers(ictx.session, post)
+    homes = readers & (await _followers_of(ictx, author.id) | mentioned)
+    await add_to_homes(ictx.session, post.id, post.id, homes)
+    told = set(mentioned)
+    if parent is not None:
+        told.add(parent.author_id)
+    for recipient in sorted(told & readers):
+        await notify(ictx.session, recipient, "mention", author.id, post.id)
+
+
+# -- handlers -----------------------------------------------------------------------------------
+
+
+@handles("Create")
+async def on_create(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """A new note by the signer."""
+    obj = first(activity.get("object"))
+    if isinstance(obj, dict) and not types_of(obj) & NOTE_TYPES:
+        return
+    doc = await trusted_note(ictx, obj)
+    if doc is None:
+        return
+    if parse_note(doc).author_uri != ictx.signer.uri:
+        log.info("Create by %s of a note it did not write: ignored", ictx.signer.uri)
+        return
+    await store_note(ictx, doc)
+
+
+@handles("Announce")
+async def on_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """A boost by the signer (a remote village announcing a post of its audience, or a person)."""
+    if await get_post(ictx.session, str(activity["id"])) is not None:
+        return
+    obj = first(activity.get("object"))
+    if isinstance(obj, dict) and "Create" in types_of(obj):
+        obj = first(obj.get("object"))  # Lemmy: a group announces the whole Create, not the note
+    doc = await trusted_note(ictx, obj)
+    original = await store_note(ictx, doc) if doc is not None else None
+    if original is None or original.reblog_of_id is not None:
+        return
+    booster = ictx.signer
+    boost = Post(id=new_id(), uri=str(activity["id"]), author_id=booster.id, local=False,
+                 visibility=original.visibility, audience_id=original.audience_id,
+                 origin_author_id=original.origin_author_id, reblog=True, reblog_of_id=original.id,
+                 created_at=utcnow())
+    ictx.session.add(boost)
+    await ictx.session.flush()
+    readers = await get_readers(ictx.session, boost)
+    if not booster.is_group:
+        readers &= await _followers_of(ictx, booster.id)
+        await shift(ictx.session, Post, original.id, "reblogs_count", 1)
+        author = await ictx.session.get(Actor, original.author_id)
+        if author is not None and author.local:
+            await notify(ictx.session, author.id, "reblog", booster.id, original.id)
+    await add_to_homes(ictx.session, boost.id, original.id, readers)
+
+
+@handles("Undo", "Announce")
+async def on_undo_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """The signer takes back its boost."""
+    await undo_announce_by(ictx, get_id(first(activity.get("object"))))
+
+
+async def undo_announce_by(ictx: InboxContext, uri: str | None) -> bool:
+    """Delete the signer's boost with this uri; True when there was one."""
+    boost = await get_post(ictx.session, uri)
+    if boost is None or boost.author_id != ictx.signer.id or boost.reblog_of_id is None:
+        return False
+    if not ictx.signer.is_group:
+        await shift(ictx.session, Post, boost.reblog_of_id, "reblogs_count", -1)
+    await ictx.session.execute(delete(Post).where(Post.id == boost.id))
+    return True
+
+
+@handles("Update")
+async def on_update(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """An edited note, or a changed actor document (new name, new key). Only the owner may update."""
+    obj = first(activity.get("object"))
+    if types_of(obj) & ACTOR_TYPES:
+        if get_id(obj) == ictx.signer.uri:
+            await actors.get_remote_actor(ictx.ctx, ictx.session, ictx.signer.uri, refresh=True)
+        return
+    post = await get_post(ictx.session, get_id(obj))
+    if post is None or post.author_id != ictx.signer.id or post.local:
+        return  # Mastodon activity/update.rb: someone else's object is a no-op
+    doc = await trusted_note(ictx, obj)
+    if doc is None:
+        return
+    parsed = parse_note(doc)
+    if parsed.uri != post.uri:
+        return
+    post.content, post.spoiler_text, post.sensitive = parsed.content, parsed.spoiler_text, parsed.sensitive
+    post.edited_at = utcnow()
+    await ictx.session.flush()
+
+
+@handles("Delete")
+async def on_delete(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """A deleted note (maybe not arrived yet) or a deleted actor. Only the owner may delete."""
+    uri = get_id(first(activity.get("object")))
+    if not uri:
+        return
+    if uri == ictx.signer.uri:
+        await _delete_actor_content(ictx, ictx.signer)
+        return
+    post = await get_post(ictx.session, uri)
+    if post is None:
+        if same_host(uri, ictx.signer.uri) and await ictx.session.get(Tombstone, uri) is None:
+            ictx.session.add(Tombstone(uri=uri))
+            await ictx.session.flush()
+        return
+    if post.author_id != ictx.signer.id or post.local:
+        return  # Mastodon activity/delete.rb: not theirs, a no-op
+    await delete_remote_post(ictx, post)
+
+
+async def delete_remote_post(ictx: InboxContext, post: Post) -> None:
+    """Remove a remote post, its boosts and timeline entries (cascades), and remember its uri."""
+    if post.in_reply_to_id is not None:
+        await shift(ictx.session, Post, post.in_reply_to_id, "replies_count", -1)
+    await shift(ictx.session, Actor, post.author_id, "statuses_count", -1)
+    await ictx.session.execute(delete(Post).where(Post.reblog_of_id == post.id))
+    await ictx.session.execute(delete(Post).where(Post.id == post.id))
+    if await ictx.session.get(Tombstone, post.uri) is None:
+        ictx.session.add(Tombstone(uri=post.uri))
+    await ictx.session.flush()
+
+
+async def _delete_actor_content(ictx: InboxContext, actor: Actor) -> None:
+    """A remote actor deleted itself: its posts and follows go; the row stays, suspended."""
+    await ictx.session.execute(delete(Post).where(Post.author_id == actor.id))
+    await ictx.session.execute(delete(Follow).where((Follow.follower_id == actor.id) | (Follow.target_id == actor.id)))
+    actor.suspended_at = utcnow()
+    await ictx.session.flush()

@@ -1,0 +1,222 @@
+"""POST /inbox, /users/{name}/inbox, /villages/{slug}/inbox: check a signed activity and store it.
+
+The steps (STYLE.md flow (b), SECURITY.md "Inbox"), each refusal before any work of the next:
+1. body over 1 MiB -> 413, before parsing;
+2. bounded JSON parse (jsonguard) -> 400;
+3. the keyId's host must be a partner -> else 401, and nothing is looked up or fetched;
+4. the key from `actors.public_key_for`; `signatures.verify_request` on the raw path (on failure the
+   key is fetched again once: the peer may have rotated it) -> 401;
+5. the key's owner must be the activity's `actor` (fedify CVE-2025-54888) -> 401; the activity id
+   must be on the signer's host (Misskey InboxProcessorService) -> 401;
+6. a blocked or suspended actor -> 202 with nothing stored (the sender learns nothing);
+7. an InboxItem insert; the unique activity uri makes a repeat a no-op -> 202.
+The inbox worker processes the stored item later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from voisinage.models.actor import GROUP, Actor
+from voisinage.models.db import write_session
+from voisinage.models.ids import new_id
+from voisinage.models.inbox_item import InboxItem
+from voisinage.models.instance import Instance
+
+from . import actors, jsonguard, signatures
+from .context import FEDERATION, FederationContext
+from .partners import host_of, is_partner
+from .transport import FetchError
+from .vocab import first, get_id
+
+log = logging.getLogger("voisinage.federation.inbox")
+
+MAX_BODY = 1024 * 1024
+
+
+class Refused(Exception):
+    """A refusal with its HTTP status; the message is logged, the sender gets a short text."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_capped(request: web.Request, cap: int = MAX_BODY) -> bytes:
+    """The body, or 413 as soon as it is (or says it is) over `cap`."""
+    if request.content_length is not None and request.content_length > cap:
+        raise Refused(413, "body too large")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > cap:
+            raise Refused(413, "body too large")
+    return bytes(body)
+
+
+def parse_activity(raw: bytes) -> dict[str, Any]:
+    """The activity JSON, bounded; 400 when it is not an object with an id and an actor."""
+    try:
+        activity = jsonguard.parse_object(raw, max_bytes=MAX_BODY)
+    except jsonguard.JsonRefused as exc:
+        raise Refused(400, str(exc)) from None
+    if not isinstance(activity.get("id"), str) or not get_id(first(activity.get("actor"))):
+        raise Refused(400, "activity without id or actor")
+    return activity
+
+
+async def partner_key_id(session: Any, headers: Any) -> str:
+    """The keyId of the signature, if its host is a partner (compared exactly): else 401."""
+    try:
+        key_id, _ = signatures.key_id_of(headers)
+        host = host_of(key_id)
+    except (signatures.SignatureError, ValueError) as exc:
+        raise Refused(401, f"signature: {exc}") from None
+    if not await is_partner(session, host):
+        raise Refused(401, "not a partner")
+    return key_id
+
+
+def _now(ctx: FederationContext) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
+
+
+async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool) -> tuple[Actor, Any]:
+    try:
+        return await actors.public_key_for(ctx, session, key_id, refresh=refresh)
+    except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
+        raise Refused(401, f"key {key_id[:200]}: {exc}") from None
+
+
+async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
+                          body: bytes) -> Actor:
+    """The actor whose key signed this request; refreshes the key once when verification fails."""
+    for refresh in (False, True):
+        owner, key = await _key(ctx, session, key_id, refresh)
+        try:
+            signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
+                                      now=_now(ctx), scheme=ctx.scheme, expected_host=ctx.domain)
+            return owner
+        except signatures.SignatureError as exc:
+            if refresh:
+                raise Refused(401, f"signature: {exc}") from None
+    raise AssertionError("unreachable")
+
+
+def check_origin(activity: dict[str, Any], signer: Actor) -> None:
+    """The signer must be the activity's actor, and the activity id on the signer's host."""
+    if get_id(first(activity.get("actor"))) != signer.uri:
+        raise Refused(401, "the signing key does not belong to the activity's actor")
+    try:
+        same = host_of(str(activity["id"])) == host_of(signer.uri)
+    except ValueError:
+        same = False
+    if not same:
+        raise Refused(401, "activity id is not on the signer's host")
+
+
+async def store(ctx: FederationContext, activity: dict[str, Any], signer: Actor) -> bool:
+    """Insert the InboxItem (False when it was already there); the signer's instance is reachable."""
+    try:
+        async with write_session(ctx.sessionmaker) as session:
+            session.add(InboxItem(id=new_id(), activity_uri=activity["id"][:512], signer_uri=signer.uri,
+                                  body=activity))
+            await session.execute(update(Instance).where(
+                Instance.host == signer.domain, Instance.unavailable_since.is_not(None))
+                .values(unavailable_since=None, failure_days=[]))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def _is_known_item(session: Any, uri: str) -> bool:
+    return await session.scalar(select(InboxItem.id).where(InboxItem.activity_uri == uri[:512])) is not None
+
+
+async def _check_and_store(ctx: FederationContext, request: web.Request) -> None:
+    body = await read_capped(request)
+    activity = parse_activity(body)
+    await ensure_instance_actor(ctx)
+    for attempt in range(3):
+        try:
+            await _verify_and_store(ctx, request, body, activity)
+            return
+        except OperationalError:  # SQLite: another writer got in between our read and our write
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _verify_and_store(ctx: FederationContext, request: web.Request, body: bytes,
+                            activity: dict[str, Any]) -> None:
+    # A deferred transaction, not write_session: the key fetch below makes the peer fetch our
+    # instance actor, which must not wait behind a write lock we hold (SQLite).
+    async with ctx.sessionmaker() as session:
+        key_id = await partner_key_id(session, request.headers)
+        signer = await verified_signer(ctx, session, request, key_id, body)
+        await session.commit()  # a fetched actor or key is kept even when the activity is refused
+        check_origin(activity, signer)
+        blocked = signer.suspended_at is not None or signer.local
+        known = await _is_known_item(session, activity["id"])
+    if blocked or known:
+        return
+    await store(ctx, activity, signer)
+
+
+async def _check_recipient(ctx: FederationContext, request: web.Request) -> None:
+    """A personal inbox must belong to one of our actors: else 404."""
+    name = request.match_info.get("name")
+    slug = request.match_info.get("slug")
+    if name is None and slug is None:
+        return
+    kind_clause = Actor.kind == GROUP if slug is not None else Actor.kind != GROUP
+    async with ctx.sessionmaker() as session:
+        found = await session.scalar(select(Actor.id).where(
+            Actor.username == (slug or name), Actor.domain == "", kind_clause))
+    if found is None:
+        raise Refused(404, "no such inbox")
+
+
+async def post_inbox(request: web.Request) -> web.Response:
+    """The inbox handler for the shared and the personal inboxes."""
+    ctx = request.app[FEDERATION]
+    try:
+        await _check_recipient(ctx, request)
+        await _check_and_store(ctx, request)
+    except Refused as exc:
+        log.info("inbox refused (%d): %s", exc.status, exc)
+        return web.json_response({"error": _public_reason(exc)}, status=exc.status)
+    _wake(request.app)
+    return web.Response(status=202)
+
+
+def _public_reason(exc: Refused) -> str:
+    return {401: "Request not signed by a permitted actor", 413: "Body too large",
+            404: "Not found"}.get(exc.status, "Bad request")
+
+
+def _wake(app: web.Application) -> None:
+    from .workers import wake
+
+    wake(app)
+
+
+async def ensure_instance_actor(ctx: FederationContext) -> None:
+    """See workers.ensure_instance_actor (imported late: workers imports this module's neighbours)."""
+    from .workers import ensure_instance_actor as ensure
+
+    await ensure(ctx)
+
+
+def add_inbox_routes(app: web.Application) -> None:
+    """The inbox routes: shared, instance actor, residents, villages."""
+    app.router.add_post("/inbox", post_inbox)
+    app.router.add_post("/actor/inbox", post_inbox)
+    app.router.add_post("/users/{name}/inbox", post_inbox)
+    app.router.add_post("/villages/{slug}/inbox", post_inbox)

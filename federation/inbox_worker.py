@@ -1,0 +1,123 @@
+"""The inbox worker: claim stored InboxItem rows, dispatch each in its own transaction, mark it.
+
+ApParseError (a document we cannot use) and other refusals fail the item for good; a failed fetch
+(the origin is down) is retried with the delivery backoff. [microblog.pub incoming_activities;
+Takahē InboxMessageStates]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from voisinage.models.actor import Actor
+from voisinage.models.db import write_session
+from voisinage.models.inbox_item import InboxItem
+from voisinage.models.queue import DONE, FAILED, PENDING, claim_due
+
+from . import retry
+from .actors import ApParseError, NotPartner, UnknownActor
+from .context import FederationContext
+from .delivery import now_of
+from .dispatch import InboxContext, dispatch
+from .transport import FetchError
+
+log = logging.getLogger("voisinage.federation.inbox_worker")
+
+LEASE = dt.timedelta(minutes=5)
+BATCH = 20
+
+
+async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> list[int]:
+    """Claim due inbox items; returns their ids."""
+    async with write_session(ctx.sessionmaker) as session:
+        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx))
+        found = [row.id for row in rows]
+    if held is not None:
+        held.update(found)
+    return found
+
+
+BUSY_TRIES = 4
+
+
+async def process_item(ctx: FederationContext, item_id: int) -> str:
+    """Dispatch one item; returns its new state ("done", "failed" or "pending" for a retry).
+
+    SQLite refuses to turn a read transaction into a write one when another connection wrote in
+    between ("database is locked" at once, not after the busy timeout): such an item is tried again
+    at once, a few times, before it waits for a backoff."""
+    for attempt in range(BUSY_TRIES):
+        state = await _process_once(ctx, item_id, last=attempt == BUSY_TRIES - 1)
+        if state != _BUSY:
+            return state
+        await asyncio.sleep(0.05 * (attempt + 1))
+    return PENDING
+
+
+_BUSY = "busy"
+
+
+async def _process_once(ctx: FederationContext, item_id: int, *, last: bool) -> str:
+    try:
+        # A deferred transaction (not write_session): handlers fetch from peers, and a peer checking
+        # our signature fetches our instance actor, which must not wait behind our write lock (SQLite).
+        async with ctx.sessionmaker() as session:
+            item = await session.get(InboxItem, item_id)
+            if item is None:
+                return DONE
+            signer = await session.scalar(select(Actor).where(Actor.uri == item.signer_uri))
+            if signer is None:
+                raise ApParseError("the signer is unknown")
+            await dispatch(InboxContext(ctx, session, signer), item.body)
+            item.state, item.locked_until, item.attempts = DONE, None, item.attempts + 1
+            await session.commit()
+        return DONE
+    except OperationalError as exc:  # SQLite: the database changed under our snapshot; try again
+        if not last:
+            return _BUSY
+        return await _finish(ctx, item_id, None, f"database busy: {exc}")
+    except (ApParseError, NotPartner, UnknownActor, ValueError, KeyError, TypeError) as exc:
+        log.info("inbox item %s refused: %s", item_id, exc)
+        return await _finish(ctx, item_id, FAILED, f"{type(exc).__name__}: {exc}")
+    except FetchError as exc:
+        return await _finish(ctx, item_id, None, f"fetch failed: {exc}")
+
+
+async def _finish(ctx: FederationContext, item_id: int, state: str | None, error: str) -> str:
+    """Mark an item failed, or (state None) schedule a retry after a backoff."""
+    async with write_session(ctx.sessionmaker) as session:
+        item = await session.get(InboxItem, item_id)
+        if item is None:
+            return DONE
+        item.attempts += 1
+        item.locked_until = None
+        item.last_error = error[:1000]
+        if state is None and item.attempts < retry.MAX_ATTEMPTS:
+            item.next_attempt_at = now_of(ctx) + dt.timedelta(seconds=retry.backoff(item.attempts))
+            return item.state
+        item.state = FAILED
+        return FAILED
+
+
+async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> int:
+    """Claim and process one batch of inbox items in order; returns how many were taken."""
+    found = await claim_items(ctx, limit, held)
+    for item_id in found:
+        try:
+            await process_item(ctx, item_id)
+        finally:
+            if held is not None:
+                held.discard(item_id)
+    return len(found)
+
+
+async def release(ctx: FederationContext, item_ids: set[int]) -> None:
+    """Give back claimed items (shutdown)."""
+    if not item_ids:
+        return
+    async with write_session(ctx.sessionmaker) as session:
+        await session.execute(update(InboxItem).where(InboxItem.id.in_(list(item_ids))).values(locked_until=None))

@@ -1,0 +1,304 @@
+"""The transactional outbox: render an activity once, and write one Delivery row per receiving inbox.
+
+Everything here runs inside the caller's write transaction, so a post and its deliveries are committed
+together (a crash loses neither). Recipients are expanded to unique inboxes, shared inboxes preferred,
+skipping instances that are not partners or that are marked unavailable. The delivery worker
+(`federation/delivery.py`) sends the rows. [microblog.pub OutgoingActivity; Takahē FanOut]
+
+Who receives a local post (DESIGN.md "Visibility"):
+- public: the village's Announce{Note} to the village's remote followers, plus Create{Note} to the
+  author's remote followers and mentioned remote actors on inboxes the Announce does not reach;
+- private: Create to the author's remote followers and mentioned remote actors;
+- direct: Create to the mentioned remote actors only;
+- unlisted: nothing, ever (it stays in its village).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from voisinage.models.actor import Actor
+from voisinage.models.delivery import Delivery, OutgoingActivity
+from voisinage.models.follow import ACCEPTED, Follow
+from voisinage.models.ids import new_id
+from voisinage.models.instance import Instance
+from voisinage.models.interaction import Favourite
+from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, Mention, Post, PostTag
+
+from . import to_ap
+from .context import FederationContext
+from .local_keys import ensure_local_keys
+from .partners import host_of
+
+
+async def publish(session: AsyncSession, ctx: FederationContext, activity: dict[str, Any], signer: Actor,
+                  inboxes: Iterable[str]) -> OutgoingActivity | None:
+    """Store `activity` once and one pending Delivery per deliverable inbox; None when none is."""
+    targets = await deliverable_inboxes(session, ctx, inboxes)
+    if not targets:
+        return None
+    await ensure_local_keys(session, signer)
+    outgoing = OutgoingActivity(id=new_id(), activity_uri=str(activity.get("id", "")), signer_id=signer.id,
+                                body=orjson.dumps(activity))
+    session.add(outgoing)
+    await session.flush()
+    session.add_all(Delivery(id=new_id(), outgoing_id=outgoing.id, inbox_uri=inbox, host=host)
+                    for inbox, host in targets)
+    await session.flush()
+    return outgoing
+
+
+async def deliverable_inboxes(session: AsyncSession, ctx: FederationContext,
+                              inboxes: Iterable[str]) -> list[tuple[str, str]]:
+    """(inbox, host) for each unique remote inbox of a partner instance that is not unavailable."""
+    by_host: dict[str, list[str]] = {}
+    for inbox in dict.fromkeys(i for i in inboxes if i):
+        if ctx.is_local_url(inbox):
+            continue
+        try:
+            by_host.setdefault(host_of(inbox), []).append(inbox)
+        except ValueError:
+            continue  # not an http(s) URL: never delivered
+    if not by_host:
+        return []
+    allowed = set(await session.scalars(select(Instance.host).where(
+        Instance.host.in_(list(by_host)), Instance.partner.is_(True), Instance.blocked.is_(False),
+        Instance.unavailable_since.is_(None))))
+    return [(inbox, host) for host, found in by_host.items() if host in allowed for inbox in found]
+
+
+def inbox_of(actor: Actor) -> str | None:
+    """Where to deliver to a remote actor: its shared inbox when it has one."""
+    return actor.shared_inbox_uri or actor.inbox_uri
+
+
+async def remote_followers(session: AsyncSession, target_id: int) -> list[Actor]:
+    """The remote actors with an accepted follow of `target_id`."""
+    query = (select(Actor).join(Follow, Follow.follower_id == Actor.id)
+             .where(Follow.target_id == target_id, Follow.state == ACCEPTED, Actor.domain != ""))
+    return list(await session.scalars(query))
+
+
+async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
+    if actor_id is None:
+        return None
+    return await session.get(Actor, actor_id)
+
+
+async def _mentioned(session: AsyncSession, post: Post) -> list[Actor]:
+    query = select(Actor).join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == post.id)
+    return list(await session.scalars(query))
+
+
+async def _tags(session: AsyncSession, post: Post) -> list[str]:
+    return list(await session.scalars(select(PostTag.name).where(PostTag.post_id == post.id)))
+
+
+async def render_note(session: AsyncSession, ctx: FederationContext, post: Post) -> tuple[dict[str, Any], Actor]:
+    """The Note of a local post (with its FEP-8b32 proof) and its loaded author."""
+    author = await session.get(Actor, post.author_id)
+    assert author is not None
+    await ensure_local_keys(session, author)
+    audience = await _load(session, post.audience_id)
+    note = to_ap.post_to_note(post, author, mentions=await _mentioned(session, post),
+                              tags=await _tags(session, post), audience=audience,
+                              in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url)
+    return note, author
+
+
+async def _reply_uri(session: AsyncSession, post: Post) -> str | None:
+    if post.in_reply_to_uri:
+        return post.in_reply_to_uri
+    if post.in_reply_to_id is None:
+        return None
+    return await session.scalar(select(Post.uri).where(Post.id == post.in_reply_to_id))
+
+
+async def _village_of(session: AsyncSession, post: Post) -> Actor | None:
+    """The local village (Group) whose audience the post belongs to, if it is one of ours."""
+    village = await _load(session, post.audience_id)
+    return village if village is not None and village.local else None
+
+
+async def _announce_uri(session: AsyncSession, village: Actor, post: Post) -> str:
+    boost_uri = await session.scalar(select(Post.uri).where(
+        Post.author_id == village.id, Post.reblog_of_id == post.id))
+    return boost_uri or f"{village.uri}/statuses/{post.id}/activity"
+
+
+async def post_recipients(session: AsyncSession, post: Post) -> tuple[Actor | None, list[str], list[str]]:
+    """(announcing village, inboxes for its Announce, inboxes for the author's Create) of a local post."""
+    mentioned = [a for a in await _mentioned(session, post) if not a.local]
+    mentioned += await _remote_thread(session, post)
+    if post.visibility == DIRECT:
+        return None, [], inboxes_of(mentioned)
+    if post.visibility == PRIVATE:
+        followers = await remote_followers(session, post.author_id)
+        return None, [], inboxes_of([*followers, *mentioned])
+    if post.visibility != PUBLIC:
+        return None, [], []  # unlisted never leaves the commune
+    village = await _village_of(session, post)
+    announce = inboxes_of(await remote_followers(session, village.id)) if village else []
+    followers = await remote_followers(session, post.author_id)
+    create = [i for i in inboxes_of([*followers, *mentioned]) if i not in set(announce)]
+    return village, announce, create
+
+
+async def _remote_thread(session: AsyncSession, post: Post) -> list[Actor]:
+    """The remote author of the post replied to, and for a public post the remote village whose
+    thread it joins (FEP-1b12: the group announces the reply to its followers)."""
+    found: list[Actor] = []
+    if post.in_reply_to_account_id is not None:
+        parent_author = await session.get(Actor, post.in_reply_to_account_id)
+        if parent_author is not None and not parent_author.local and post.visibility != DIRECT:
+            found.append(parent_author)
+    group = await _load(session, post.audience_id)
+    if group is not None and not group.local and post.visibility == PUBLIC:
+        found.append(group)
+    return found
+
+
+def inboxes_of(actors: Iterable[Actor]) -> list[str]:
+    """The unique delivery inboxes of these actors (shared inboxes preferred)."""
+    return list(dict.fromkeys(i for i in (inbox_of(a) for a in actors) if i))
+
+
+async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
+    """Deliver a new local post to the remote instances that may read it (see the module docstring)."""
+    village, announce_inboxes, create_inboxes = await post_recipients(session, post)
+    if not announce_inboxes and not create_inboxes:
+        return
+    note, author = await render_note(session, ctx, post)
+    if village is not None and announce_inboxes:
+        announce = to_ap.announce_of(village, note, await _announce_uri(session, village, post))
+        await publish(session, ctx, announce, village, announce_inboxes)
+    if create_inboxes:
+        await publish(session, ctx, to_ap.create_of(note, author), author, create_inboxes)
+
+
+async def publish_update(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
+    """Deliver an edit of a local post to everyone who received it."""
+    _, announce_inboxes, create_inboxes = await post_recipients(session, post)
+    inboxes = [*announce_inboxes, *create_inboxes]
+    if not inboxes:
+        return
+    note, author = await render_note(session, ctx, post)
+    await publish(session, ctx, to_ap.update_of(note, author), author, inboxes)
+
+
+async def publish_delete(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
+    """Deliver the deletion of a local post to everyone who received it (call before deleting rows)."""
+    _, announce_inboxes, create_inboxes = await post_recipients(session, post)
+    inboxes = [*announce_inboxes, *create_inboxes]
+    if not inboxes:
+        return
+    author = await session.get(Actor, post.author_id)
+    assert author is not None
+    note, _ = await render_note(session, ctx, post)
+    addressing: dict[str, Any] = {key: note[key] for key in ("to", "cc", "audience") if key in note}
+    await publish(session, ctx, to_ap.delete_of(post.uri, author, addressing), author, inboxes)
+
+
+async def publish_follow(session: AsyncSession, ctx: FederationContext, follow: Follow) -> None:
+    """Send a Follow of a remote actor by a local one; gives the follow its uri when it has none."""
+    follower, target = await _pair(session, follow)
+    if follower is None or target is None or target.local:
+        return
+    if not follow.uri:
+        follow.uri = f"{follower.uri}#follows/{follow.id}"
+        await session.flush()
+    activity = to_ap.follow_of(follow.uri, follower, target)
+    await publish(session, ctx, activity, follower, inboxes_of([target]))
+
+
+async def publish_undo_follow(session: AsyncSession, ctx: FederationContext, follow: Follow) -> None:
+    """Withdraw a Follow of a remote actor (call before deleting the row)."""
+    follower, target = await _pair(session, follow)
+    if follower is None or target is None or target.local:
+        return
+    uri = follow.uri or f"{follower.uri}#follows/{follow.id}"
+    activity = to_ap.undo_of(to_ap.follow_of(uri, follower, target), follower)
+    await publish(session, ctx, activity, follower, inboxes_of([target]))
+
+
+async def _pair(session: AsyncSession, follow: Follow) -> tuple[Actor | None, Actor | None]:
+    return await _load(session, follow.follower_id), await _load(session, follow.target_id)
+
+
+async def publish_accept(session: AsyncSession, ctx: FederationContext, follow: Follow,
+                         follow_activity: dict[str, Any] | str | None = None) -> None:
+    """Tell a remote follower that a local actor accepted its Follow."""
+    follower, target = await _pair(session, follow)
+    if follower is None or target is None or follower.local:
+        return
+    activity = to_ap.accept_of(follow_activity or _follow_doc(follow, follower, target), target)
+    await publish(session, ctx, activity, target, inboxes_of([follower]))
+
+
+async def publish_reject(session: AsyncSession, ctx: FederationContext, follow: Follow,
+                         follow_activity: dict[str, Any] | str | None = None) -> None:
+    """Tell a remote follower that a local actor refused (or removed) its Follow."""
+    follower, target = await _pair(session, follow)
+    if follower is None or target is None or follower.local:
+        return
+    activity = to_ap.reject_of(follow_activity or _follow_doc(follow, follower, target), target)
+    await publish(session, ctx, activity, target, inboxes_of([follower]))
+
+
+def _follow_doc(follow: Follow, follower: Actor, target: Actor) -> dict[str, Any]:
+    return to_ap.follow_of(follow.uri or f"{follower.uri}#follows/{follow.id}", follower, target)
+
+
+async def _like_parts(session: AsyncSession, favourite: Favourite) -> tuple[Actor, Post, Actor] | None:
+    actor = await _load(session, favourite.actor_id)
+    post = await session.get(Post, favourite.post_id)
+    if actor is None or post is None or post.local:
+        return None
+    author = await _load(session, post.author_id)
+    return (actor, post, author) if author is not None else None
+
+
+def _like_uri(actor: Actor, favourite: Favourite) -> str:
+    return favourite.uri or f"{actor.uri}#likes/{favourite.id}"
+
+
+async def publish_like(session: AsyncSession, ctx: FederationContext, favourite: Favourite) -> None:
+    """Send a Like of a remote post to its author's instance."""
+    parts = await _like_parts(session, favourite)
+    if parts is None:
+        return
+    actor, post, author = parts
+    if not favourite.uri:
+        favourite.uri = _like_uri(actor, favourite)
+        await session.flush()
+    activity = to_ap.like_of(_like_uri(actor, favourite), actor, post.uri, {"to": [author.uri]})
+    await publish(session, ctx, activity, actor, inboxes_of([author]))
+
+
+async def publish_undo_like(session: AsyncSession, ctx: FederationContext, favourite: Favourite) -> None:
+    """Withdraw a Like of a remote post (call before deleting the row)."""
+    parts = await _like_parts(session, favourite)
+    if parts is None:
+        return
+    actor, post, author = parts
+    like = to_ap.like_of(_like_uri(actor, favourite), actor, post.uri, {"to": [author.uri]})
+    await publish(session, ctx, to_ap.undo_of(like, actor), actor, inboxes_of([author]))
+
+
+
+async def request_follow(session: AsyncSession, ctx: FederationContext, follower: Actor, target: Actor) -> Follow:
+    """A local actor asks to follow a remote one: a pending Follow row (live on Accept) and the Follow
+    activity in the outbox. An existing follow is returned as it is (a pending one is sent again)."""
+    follow = await session.scalar(select(Follow).where(
+        Follow.follower_id == follower.id, Follow.target_id == target.id))
+    if follow is None:
+        follow = Follow(id=new_id(), follower_id=follower.id, target_id=target.id, state="pending")
+        session.add(follow)
+        await session.flush()
+    if follow.state != ACCEPTED:
+        await publish_follow(session, ctx, follow)
+    return follow

@@ -1,0 +1,130 @@
+"""Two real `voisinage serve` processes on loopback ports federate over real sockets: partners made
+with the CLI, a neighbour link (`voisinage neighbour add`), a resident's public post on A arriving on B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import requests
+from sqlalchemy import select
+
+from voisinage.federation.context import FederationContext
+from voisinage.federation.outbox import publish_post
+from voisinage.federation.transport import HttpTransport
+from voisinage.models import db
+from voisinage.models.actor import Actor
+from voisinage.models.delivery import Delivery
+from voisinage.models.follow import ACCEPTED, Follow
+from voisinage.models.oauth import Application, Token, token_digest
+from voisinage.models.post import Post
+from voisinage.server.services import registration, villages
+
+from ..rig import cast
+from ..rig.pair import pair_urls  # noqa: F401, F811  (fixture)
+from ..rig.process import ServeProcess, cli, free_port, write_config
+
+
+def in_db(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        engine, sessionmaker = await db.open_database(url)
+        try:
+            return await work(sessionmaker)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def add_resident(url: str, base_url: str) -> str:
+    """Register alder in north on A and return an all-scopes token."""
+
+    async def work(sessionmaker: Any) -> str:
+        async with db.write_session(sessionmaker) as session:
+            code = (await villages.generate_codes(session, "north", 1, 4))[0].code
+            actor = await registration.register_resident(session, base_url, registration.NewResident(
+                code=code, display_name="Alder", email="alder@example.org", password=cast.PASSWORD,
+                username="alder"))
+            token = secrets.token_urlsafe(32)
+            app = Application(name="t", client_id=secrets.token_hex(8), client_secret=secrets.token_hex(8),
+                              redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
+            session.add(app)
+            await session.flush()
+            session.add(Token(token_hash=token_digest(token), application_id=app.id, actor_id=actor.id,
+                              scopes="read write follow"))
+        return token
+
+    return in_db(url, work)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_serve_processes_federate(pair_urls: tuple[str, str], tmp_path: Path) -> None:
+    url_a, url_b = pair_urls
+    port_a, port_b = free_port(), free_port()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    conf_a = write_config(tmp_path / "a", url_a, port_a)
+    conf_b = write_config(tmp_path / "b", url_b, port_b)
+    host_a, host_b = f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"
+    for conf in (conf_a, conf_b):
+        cli(conf, "village", "add", "north", "--name", "Nord")
+    cli(conf_a, "partner", "add", host_b)
+    cli(conf_b, "partner", "add", host_a)
+    assert cli(conf_a, "partner", "list").split() == [host_b]
+    a = ServeProcess(conf_a, port_a).start()
+    b = ServeProcess(conf_b, port_b).start()
+    try:
+        out = cli(conf_b, "neighbour", "add", "north", f"@north@{host_a}")
+        assert f"north@{host_a}" in out
+
+        def linked() -> bool:
+            async def work(sessionmaker: Any) -> bool:
+                async with sessionmaker() as session:
+                    return await session.scalar(select(Follow.state).join(Actor, Actor.id == Follow.target_id)
+                                                .where(Actor.domain == host_a)) == ACCEPTED
+            return bool(in_db(url_b, work))
+
+        wait_for(linked, "the Accept of the neighbour link")
+        token = add_resident(url_a, a.url)
+        answer = requests.post(f"{a.url}/api/v1/statuses", json={"status": "Fête du village", "visibility": "public"},
+                               headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        uri = answer.json()["uri"]
+
+        async def publish(sessionmaker: Any) -> None:  # the call the lead wires into posting
+            ctx = FederationContext(base_url=a.url, domain=host_a, scheme="http", sessionmaker=sessionmaker,
+                                    transport=HttpTransport(), allow_private_addresses=True)
+            async with db.write_session(sessionmaker) as session:
+                post = await session.scalar(select(Post).where(Post.uri == uri))
+                await publish_post(session, ctx, post)
+
+        in_db(url_a, publish)
+
+        def arrived() -> bool:
+            async def work(sessionmaker: Any) -> bool:
+                async with sessionmaker() as session:
+                    return await session.scalar(select(Post.id).where(Post.uri == uri)) is not None
+            return bool(in_db(url_b, work))
+
+        try:
+            wait_for(arrived, "the post on B")
+        except AssertionError:
+            async def deliveries(sessionmaker: Any) -> Any:
+                async with sessionmaker() as session:
+                    return [(d.inbox_uri, d.state, d.last_error) for d in await session.scalars(select(Delivery))]
+            raise AssertionError(f"not arrived; deliveries on A: {in_db(url_a, deliveries)}") from None
+    finally:
+        codes = (a.stop(), b.stop())
+    assert codes == (0, 0)
