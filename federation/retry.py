@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 __all__ = [
@@ -72,7 +72,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:  # "-0000" dates parse naive; HTTP-dates are always GMT
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     seconds = (when - now).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 

@@ -22,7 +22,7 @@ import contextlib
 import email.message
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -32,7 +32,12 @@ import orjson
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
-from .netguard import AddressRefused, GuardedResolver, check_literal_host, guarded_socket_factory
+from .netguard import (
+    AddressRefused,
+    GuardedResolver,
+    check_literal_host,
+    guarded_socket_factory,
+)
 from .retry import parse_retry_after
 
 __all__ = [
@@ -179,7 +184,7 @@ def _without_fragment(url: str) -> str:
 
 
 def _http_date() -> str:
-    return format_datetime(datetime.now(timezone.utc), usegmt=True)
+    return format_datetime(datetime.now(UTC), usegmt=True)
 
 
 def _is_activity_type(mimetype: str, profile: str | None) -> bool:
@@ -497,7 +502,7 @@ def _delivery_result(response: aiohttp.ClientResponse, answer: bytes) -> Deliver
     retry_after = None
     if status in (429, 503):
         retry_after = parse_retry_after(
-            response.headers.get("Retry-After"), datetime.now(timezone.utc)
+            response.headers.get("Retry-After"), datetime.now(UTC)
         )
     error = None
     if not 200 <= status < 300:

@@ -22,7 +22,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -33,7 +33,7 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
         if value is not None and value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc)
+            value = value.astimezone(dt.UTC)
             if dialect.name == "sqlite":
                 value = value.replace(tzinfo=None)
         return value
@@ -42,8 +42,8 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(AsyncAttrs, DeclarativeBase):

@@ -8,12 +8,18 @@ instead of failing on a lock upgrade. PostgreSQL needs none of this.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from sqlalchemy import event, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from . import ids
 
@@ -128,4 +134,4 @@ async def open_database(url: str, *, migrate_first: bool = True) -> tuple[AsyncE
     return engine, sessionmaker
 
 
-__all__ = ["make_engine", "make_sessionmaker", "write_session", "migrate", "open_database", "select"]
+__all__ = ["make_engine", "make_sessionmaker", "migrate", "open_database", "select", "write_session"]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 from sqlalchemy import event as sa_event
@@ -42,7 +43,7 @@ class Event:
         return orjson.dumps({"k": self.kind, "o": self.object_id, "s": self.streams, "a": self.audience}).decode()
 
     @classmethod
-    def loads(cls, raw: str | bytes) -> "Event":
+    def loads(cls, raw: str | bytes) -> Event:
         data = orjson.loads(raw)
         return cls(data["k"], int(data["o"]), tuple(data["s"]), tuple(int(a) for a in data["a"]))
 

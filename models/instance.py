@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from sqlalchemy import JSON, Boolean, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import jinja2
 from aiohttp import web
-
 from voisinage.federation.context import FEDERATION, FederationContext, make_transport
 from voisinage.federation.routes import setup_federation_routes
 from voisinage.federation.workers import workers_ctx
@@ -18,7 +17,16 @@ from voisinage.models.events import EventBus, bind_bus
 from voisinage.models.meta import get_or_create_secret
 
 from . import middleware
-from .keys import CLOCK, ENGINE, EVENT_BUS, SECRET, SESSIONMAKER, SETTINGS, TEMPLATES, TOKEN_CACHE
+from .keys import (
+    CLOCK,
+    ENGINE,
+    EVENT_BUS,
+    SECRET,
+    SESSIONMAKER,
+    SETTINGS,
+    TEMPLATES,
+    TOKEN_CACHE,
+)
 from .routes import setup_routes
 from .services.ratelimit import LocalCounters
 from .settings import Settings

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import select
-
 from voisinage.models.actor import Actor
 from voisinage.models.oauth import Token, token_digest
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 class ConfigError(Exception):
@@ -77,7 +78,7 @@ class Settings:
     def base_url(self) -> str:
         return f"{self.instance.scheme}://{self.instance.domain}"
 
-    def replace(self, **sections: Any) -> "Settings":
+    def replace(self, **sections: Any) -> Settings:
         """A copy with some keys changed: `settings.replace(instance={"domain": "a.test"})`."""
         changes: dict[str, Any] = {}
         for name, value in sections.items():

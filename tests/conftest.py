@@ -11,11 +11,11 @@ import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from voisinage.models import db as dbmod
 from voisinage.server.app import create_app
 from voisinage.server.settings import Settings

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
-
 from voisinage.models import db
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
-
 from voisinage.models.db import write_session
 from voisinage.models.media import MAX_DESCRIPTION, MediaAttachment
 
@@ -41,7 +40,7 @@ FILE_HEADERS = {
     "Access-Control-Allow-Origin": "*",
 }
 
-_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
 def _processing_slots() -> asyncio.Semaphore:

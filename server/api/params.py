@@ -9,8 +9,9 @@ Rails-style names: `types[]=a&types[]=b`, `fields_attributes[0][name]=...`, `pol
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import orjson
 from aiohttp import web

@@ -14,14 +14,14 @@ import asyncio
 import datetime as dt
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, cast
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from aiohttp import web
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.actor import PERSON, Actor
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, AuthorizationCode, token_digest
@@ -190,7 +190,7 @@ async def check_credentials(session: AsyncSession, login: str, password: str, do
 
 async def mark_login(session: AsyncSession, actor_id: int) -> None:
     await session.execute(update(Resident).where(Resident.actor_id == actor_id)
-                          .values(last_login_at=dt.datetime.now(dt.timezone.utc)))
+                          .values(last_login_at=dt.datetime.now(dt.UTC)))
 
 
 def now_of(request: web.Request) -> float:
@@ -202,7 +202,7 @@ def now_of(request: web.Request) -> float:
 async def create_code(session: AsyncSession, request: web.Request, auth: AuthRequest, actor_id: int) -> str:
     """A single-use authorization code, valid 10 minutes; only its digest is stored."""
     code = secrets.token_urlsafe(32)
-    expires = dt.datetime.fromtimestamp(now_of(request), dt.timezone.utc) + CODE_LIFETIME
+    expires = dt.datetime.fromtimestamp(now_of(request), dt.UTC) + CODE_LIFETIME
     session.add(AuthorizationCode(code_hash=token_digest(code), application_id=auth.app.id, actor_id=actor_id,
                                   scopes=" ".join(auth.scopes), redirect_uri=auth.redirect_uri,
                                   code_challenge=auth.code_challenge, expires_at=expires))

@@ -22,7 +22,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, AuthorizationCode, Token, token_digest
@@ -34,7 +33,13 @@ from ..keys import SESSIONMAKER, SETTINGS
 from ..middleware import client_ip
 from ..services import ratelimit
 from .apps import get_app_by_client_id
-from .authorize import check_credentials, consume_code, mark_login, now_of, scopes_within
+from .authorize import (
+    check_credentials,
+    consume_code,
+    mark_login,
+    now_of,
+    scopes_within,
+)
 
 GRANTS = ["authorization_code", "password", "client_credentials"]
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
@@ -129,7 +134,7 @@ async def _grant_code(request: web.Request, params: Params) -> tuple[str, Token]
         # A public client (no secret) may exchange a code only when PKCE protects it.
         app = await authenticate_client(session, client_id, secret,
                                         secret_required=row is None or row.code_challenge is None)
-        now = dt.datetime.fromtimestamp(now_of(request), dt.timezone.utc)
+        now = dt.datetime.fromtimestamp(now_of(request), dt.UTC)
         if row is None or row.application_id != app.id or row.used or row.expires_at <= now:
             raise invalid_grant("The authorization code is invalid, expired, already used, "
                                 "or was issued to another client.")

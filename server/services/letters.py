@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import segno
 from fpdf import FPDF

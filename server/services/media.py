@@ -18,15 +18,15 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import blurhash
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.base import utcnow
 from voisinage.models.media import MediaAttachment
 

@@ -19,7 +19,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from voisinage.models.meta import hit_counter, read_counter
 
 from ..errors import ApiError
@@ -60,7 +59,7 @@ class RateState:
         return max(0, self.limit - self.count)
 
     def headers(self) -> dict[str, str]:
-        reset = dt.datetime.fromtimestamp(self.reset_at, dt.timezone.utc)
+        reset = dt.datetime.fromtimestamp(self.reset_at, dt.UTC)
         return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),

@@ -19,13 +19,13 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
-
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.oauth import Application, Token, token_digest
@@ -211,7 +211,7 @@ def test_codes_generate_letters_pdf(sqlite_instance: Instance) -> None:
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
     assert pages == 4
     assert inst.count(Household) == 4
-    text = b"".join(zlib.decompress(m) for m in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S)
+    text = b"".join(zlib.decompress(m) for m in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL)
                     if m[:1] == b"x")
     for row in parse_csv(result.stdout):
         assert row["code"].encode() in text  # printed on its page

@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from voisinage.server.settings import ConfigError, Settings, default_config_path, load_settings
+from voisinage.server.settings import (
+    ConfigError,
+    Settings,
+    default_config_path,
+    load_settings,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 

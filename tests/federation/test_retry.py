@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from voisinage.federation.retry import (
     MAX_ATTEMPTS,
     MAX_RETRY_AFTER,
@@ -15,7 +14,7 @@ from voisinage.federation.retry import (
     parse_retry_after,
 )
 
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
 
 class _Fixed:

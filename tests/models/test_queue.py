@@ -4,7 +4,6 @@ import asyncio
 import datetime as dt
 
 import pytest
-
 from voisinage.models import db
 from voisinage.models.base import utcnow
 from voisinage.models.delivery import Delivery, OutgoingActivity

@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, Token, token_digest
 from voisinage.server.keys import SESSIONMAKER, SETTINGS
@@ -139,7 +138,7 @@ class Commune:
         self.people[name] = person
         return person
 
-    async def seed(self, *names: str) -> "Commune":
+    async def seed(self, *names: str) -> Commune:
         """The villages of the cast, then the named residents (all of them when none is named)."""
         for slug in cast.VILLAGES:
             if slug not in self.village_ids:
@@ -158,4 +157,4 @@ class Commune:
 
     async def drain(self) -> None:
         """Run background work until queues are empty (federation queues come with issue 4)."""
-        return None
+        return

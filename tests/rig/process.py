@@ -46,7 +46,7 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> "ServeProcess":
+    def start(self, timeout: float = 30.0) -> ServeProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.log = open(self.config.parent / "serve.log", "wb")
         self.proc = subprocess.Popen([VOISINAGE, "--config", str(self.config), "serve"], stdout=self.log,
@@ -75,4 +75,4 @@ class ServeProcess:
         return code
 
 
-__all__ = ["ServeProcess", "write_config", "cli", "free_port"]
+__all__ = ["ServeProcess", "cli", "free_port", "write_config"]

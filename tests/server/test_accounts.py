@@ -11,13 +11,20 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import update
-
 from voisinage.models.actor import Actor
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.db import write_session
 from voisinage.models.ids import new_id
-from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, UNLISTED, Mention, Post, PostTag
+from voisinage.models.post import (
+    DIRECT,
+    PRIVATE,
+    PUBLIC,
+    UNLISTED,
+    Mention,
+    Post,
+    PostTag,
+)
 from voisinage.models.resident import Resident
 from voisinage.models.uris import announce_uri
 

@@ -10,20 +10,20 @@ import datetime as dt
 import io
 import os
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import FormData
 from PIL import ExifTags, Image
 from sqlalchemy import update
-from yarl import URL
-
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import Post
 from voisinage.server.services import media as media_service
+from yarl import URL
 
 # The route lines the lead adds to server/routes.py; until then this module's `client` adds them.
 
