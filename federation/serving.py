@@ -22,12 +22,14 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import GROUP, PERSON, Actor
 from voisinage.models.db import write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.post import Mention, Post, PostTag
 from voisinage.models.remote_audience import remote_may_see
 from voisinage.models.tombstone import Tombstone
+from voisinage.models.uris import instance_actor_uri
 from voisinage.models.village import Village
 
 from .actors import ApParseError, NotPartner, UnknownActor, public_key_for
@@ -255,8 +257,11 @@ async def get_instance_actor_document(request: web.Request) -> web.Response:
     """GET /actor: our Application actor, whose key signs the instance's fetches."""
     require_activity_json(request)
     ctx = request.app[FEDERATION]
-    async with write_session(ctx.sessionmaker) as session:
-        actor = await get_instance_actor(session, ctx)
+    async with ctx.sessionmaker() as session:  # a read: a peer's fetch must never wait on our write lock
+        actor = await session.scalar(select(Actor).where(Actor.uri == instance_actor_uri(ctx.base_url)))
+    if actor is None or actor.public_key_pem is None:  # first use (the server creates it at start-up)
+        async with write_session(ctx.sessionmaker) as session:
+            actor = await get_instance_actor(session, ctx)
     # Never verify signatures here: a partner verifying our instance actor's signed fetch fetches
     # this document signed by its own instance actor, whose key we would fetch the same way (a loop).
     # It holds nothing private.

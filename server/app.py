@@ -9,9 +9,10 @@ from pathlib import Path
 
 import jinja2
 from aiohttp import web
+
 from voisinage.federation.context import FEDERATION, FederationContext, make_transport
 from voisinage.federation.routes import setup_federation_routes
-from voisinage.federation.workers import workers_ctx
+from voisinage.federation.workers import ensure_instance_actor, workers_ctx
 from voisinage.models import all_models, db  # noqa: F401  (all_models: every table known at start)
 from voisinage.models.events import EventBus, bind_bus
 from voisinage.models.meta import get_or_create_secret
@@ -60,6 +61,10 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
         base_url=settings.base_url, domain=settings.instance.domain, scheme=settings.instance.scheme,
         sessionmaker=app[SESSIONMAKER], transport=transport,
         allow_private_addresses=settings.federation.allow_private_addresses, clock=app[CLOCK])
+    # Local actions (posting, follows) reach federation through their session (services/federate.py).
+    sessionmaker = app[SESSIONMAKER]
+    sessionmaker.configure(info={**(sessionmaker.kw.get("info") or {}), "federation": app[FEDERATION]})
+    await ensure_instance_actor(app[FEDERATION])
     yield
     await transport.close()
 

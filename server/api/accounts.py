@@ -15,6 +15,8 @@ from aiohttp import web
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from voisinage.federation.context import FEDERATION
 from voisinage.models.actor import APPLICATION, Actor
 from voisinage.models.audience import active_mutes, load_viewer, visible_clause
 from voisinage.models.categories import canonical
@@ -27,6 +29,7 @@ from voisinage.models.resident import Resident
 from ..auth import require_viewer
 from ..errors import ApiError, json_response, not_found, unprocessable
 from ..keys import SESSIONMAKER, SETTINGS
+from ..services import federate
 from ..services.profile import ProfileError, apply_profile, validate_profile
 from ..services.relationships import (
     FollowNotAllowed,
@@ -298,8 +301,13 @@ async def lookup_account(request: web.Request) -> web.StreamResponse:
     acct = params.get_str("acct", required=True, max_len=300) or ""
     settings = request.app[SETTINGS]
     username = _split_acct(acct, settings.instance.domain)
-    if username is None:
-        raise not_found()
+    if username is None:  # another instance's account: known already, or looked up on a partner
+        async with request.app[SESSIONMAKER]() as session:
+            remote = await federate.resolve_account(request.app.get(FEDERATION), session, acct)
+            if remote is None or remote.suspended_at is not None:
+                raise not_found()
+            await session.commit()
+            return json_response(to_api.account_to_api(remote, settings.base_url))
     async with request.app[SESSIONMAKER]() as session:
         actor = await session.scalar(select(Actor).where(
             func.lower(Actor.username) == username.lower(), Actor.domain == "",

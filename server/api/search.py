@@ -15,6 +15,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from voisinage.federation.context import FEDERATION
 from voisinage.models.audience import Viewer, load_viewer, visible_clause
 from voisinage.models.categories import CATEGORIES, fold
 from voisinage.models.post import Post, PostTag
@@ -22,6 +24,7 @@ from voisinage.models.post import Post, PostTag
 from ..auth import require_viewer
 from ..errors import json_response
 from ..keys import SESSIONMAKER, SETTINGS
+from ..services import federate
 from ..services.filtering import apply_filters
 from .accounts import _folder, _like_pattern, _search_query, fold_text
 from .params import Params, parse_id, read_params
@@ -93,7 +96,7 @@ async def search_v2(request: web.Request) -> web.Response:
     wanted = _wanted(params)
     limit = params.get_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT, clamp=True) or DEFAULT_LIMIT
     offset = params.get_int("offset", 0, minimum=0, maximum=MAX_OFFSET) or 0
-    params.get_bool("resolve", False)  # remote lookups come with federation
+    resolve = bool(params.get_bool("resolve", False))
     following = bool(params.get_bool("following", False))
     account_id = params.get_str("account_id")
     author_id = parse_id(account_id, "account_id") if account_id else None
@@ -102,10 +105,17 @@ async def search_v2(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as session:
         viewer = await load_viewer(session, me)
         if "accounts" in wanted and q.strip().lstrip("@"):
+            found = []
+            if resolve and offset == 0 and "@" in q.strip().lstrip("@"):
+                remote = await federate.resolve_account(request.app.get(FEDERATION), session, q.strip())
+                if remote is not None and remote.suspended_at is None:
+                    await session.commit()
+                    found.append(remote)
             query = _search_query(me, q, settings.instance.domain, following, await _folder(session))
             if query is not None:
-                actors = await session.scalars(query.limit(limit).offset(offset))
-                result["accounts"] = [account_to_api(a, settings.base_url) for a in actors]
+                found += [a for a in await session.scalars(query.limit(limit).offset(offset))
+                          if all(a.id != f.id for f in found)]
+            result["accounts"] = [account_to_api(a, settings.base_url) for a in found[:limit]]
         if "hashtags" in wanted:
             names = await search_hashtags(session, viewer, q, limit, offset)
             result["hashtags"] = [hashtag_to_api(n, settings.base_url) for n in names]

@@ -56,6 +56,7 @@ from voisinage.models.village import Village
 
 from ..errors import ApiError, unprocessable
 from . import media as media_service
+from . import federate
 from .text import MAX_TAG_LENGTH, count_characters, render_text
 
 MAX_CHARACTERS = 500
@@ -239,6 +240,7 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
     await queue_event(session, Event("update", post.id, streams=status_streams(post, rendered.tags)))
     if visibility in (PUBLIC, UNLISTED):
         await create_village_announce(session, post)
+    await federate.post_created(session, post)  # after the announce: the Announce's id is its row's uri
     return post
 
 
@@ -407,6 +409,7 @@ async def create_favourite(session: AsyncSession, actor_id: int, post_id: int) -
     if added:
         await _add_to_counter(session, Post, post.id, "favourites_count", 1)
         await _notify(session, post.author_id, "favourite", actor_id, post.id)
+        await federate.favourited(session, actor_id, post.id)
         await session.refresh(post)
     return post
 
@@ -415,6 +418,7 @@ async def delete_favourite(session: AsyncSession, actor_id: int, post_id: int) -
     """Undo a favourite (idempotent); returns the post."""
     viewer = await audience.load_viewer(session, actor_id)
     post = await get_visible_original(session, viewer, post_id)
+    await federate.unfavouriting(session, actor_id, post.id)
     result = await session.execute(delete(Favourite).where(Favourite.actor_id == actor_id,
                                                            Favourite.post_id == post.id))
     if result.rowcount:
@@ -444,6 +448,7 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
         original = await session.get(Post, post.reblog_of_id)
         await _remove_boost(session, post, original)
         return
+    await federate.post_deleted(session, post)  # first: its recipients come from mentions and follows
     # Counters in the order create_post takes them (author, parent, then boosters and the village), so
     # that concurrent transactions on PostgreSQL lock rows in one order and cannot deadlock.
     await _add_to_counter(session, Actor, post.author_id, "statuses_count", -1)
@@ -612,6 +617,7 @@ async def edit_post(session: AsyncSession, post: Post, edit: PostEdit, site: Sit
     for booster in boosters:
         await _notify(session, booster, "update", post.author_id, post.id)
     await queue_event(session, Event("status.update", post.id, streams=status_streams(post, rendered.tags)))
+    await federate.post_updated(session, post)
     return post
 
 

@@ -36,6 +36,8 @@ from voisinage.models.notification import Notification, notify
 from voisinage.models.post import Post
 from voisinage.models.timeline import HomeEntry, add_to_homes, remove_author_from_home
 
+from . import federate
+
 BACKFILL_LIMIT = 40
 
 
@@ -84,6 +86,7 @@ async def create_follow(session: AsyncSession, follower: Actor, target: Actor, *
                     notify=False if notify_posts is None else notify_posts)
     session.add(follow)
     await session.flush()
+    await federate.follow_created(session, follow, target)
     if initial_state(target) == ACCEPTED:
         await accept_follow(session, follow, follower, target)
         if target.local and target.kind == PERSON:
@@ -117,6 +120,7 @@ async def remove_follow(session: AsyncSession, follower_id: int, target_id: int)
     if follow is None:
         return False
     was_accepted = follow.state == ACCEPTED
+    await federate.follow_removing(session, follow)
     await session.delete(follow)
     await session.flush()
     if was_accepted:
@@ -194,6 +198,7 @@ async def authorize_request(session: AsyncSession, target: Actor, follower_id: i
     if follow is None or follower is None:
         return False
     await accept_follow(session, follow, follower, target)
+    await federate.follow_accepted(session, follow, follower)
     return True
 
 
@@ -212,6 +217,7 @@ async def accept_all_requests(session: AsyncSession, target: Actor) -> int:
         follower = await session.get(Actor, follow.follower_id)
         if follower is not None:
             await accept_follow(session, follow, follower, target)
+            await federate.follow_accepted(session, follow, follower)
     return len(pending)
 
 

@@ -155,6 +155,9 @@ class Commune:
         async with self.sessionmaker() as session:
             return list(await session.scalars(select(model).where(*where)))
 
-    async def drain(self) -> None:
-        """Run background work until queues are empty (federation queues come with issue 4)."""
-        return
+    async def drain(self) -> int:
+        """Run the inbox and delivery workers until both queues are empty; returns rows handled."""
+        from voisinage.federation.context import FEDERATION
+        from voisinage.federation.workers import drain
+
+        return await drain(self.app[FEDERATION])
