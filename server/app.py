@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from .keys import (
     TOKEN_CACHE,
 )
 from .routes import setup_routes
+from .services import maintenance
 from .services.ratelimit import LocalCounters
 from .settings import Settings
 
@@ -70,11 +72,17 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """Federation workers and the periodic housekeeping, unless tests drive them by hand."""
     if not app[SETTINGS].run_workers:
         yield
         return
+    stop = asyncio.Event()
+    housekeeping = asyncio.create_task(
+        maintenance.run_forever(app[SESSIONMAKER], Path(app[SETTINGS].media.path), stop))
     async for _ in workers_ctx(app):
         yield
+    stop.set()
+    await housekeeping
 
 
 def make_templates() -> jinja2.Environment:

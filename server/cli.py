@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from voisinage.models import db
 from voisinage.models.actor import PERSON, ROLES, Actor
 from voisinage.models.base import utcnow
@@ -472,6 +473,7 @@ def worker(ctx: click.Context) -> None:
     from voisinage.federation.workers import run_workers
 
     from .app import configure_logging
+    from .services import maintenance
 
     settings = get_settings(ctx)
     configure_logging()
@@ -485,9 +487,13 @@ def worker(ctx: click.Context) -> None:
             loop.add_signal_handler(signum, stop.set)
         click.echo(f"Voisinage workers for {settings.base_url} running")
         sys.stdout.flush()
+        housekeeping = asyncio.create_task(
+            maintenance.run_forever(sessionmaker, Path(settings.media.path), stop))
         try:
             await run_workers(fed, stop)
         finally:
+            stop.set()
+            await housekeeping
             await fed.transport.close()
 
     run_with_database(settings, work)

@@ -1,0 +1,61 @@
+"""Periodic housekeeping that belongs to the whole instance, run by `serve` and `worker` alike.
+
+Each job is safe to run in several processes at once (PostgreSQL scale-out): closing a poll, deleting
+an orphan upload or an old counter happens once because the rows themselves say what is left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from voisinage.models.base import utcnow
+from voisinage.models.db import write_session
+from voisinage.models.meta import IdempotentResult, prune_counters
+
+from . import media
+from .posting import close_expired_polls
+
+log = logging.getLogger("voisinage.maintenance")
+
+INTERVAL_SECONDS = 60.0
+IDEMPOTENCY_HOURS = 1
+COUNTER_DAYS = 2
+
+
+async def run_once(sessionmaker: async_sessionmaker[AsyncSession], media_root: Path,
+                   now: dt.datetime | None = None) -> dict[str, int]:
+    """One round of every job; returns how many rows each touched."""
+    now = now or utcnow()
+    done: dict[str, int] = {}
+    async with write_session(sessionmaker) as session:
+        done["polls"] = await close_expired_polls(session, now)
+    async with write_session(sessionmaker) as session:
+        done["orphan_media"] = await media.cleanup_orphans(session, media_root, now=now)
+    async with write_session(sessionmaker) as session:
+        result = await session.execute(delete(IdempotentResult).where(
+            IdempotentResult.created_at < now - dt.timedelta(hours=IDEMPOTENCY_HOURS)))
+        done["idempotency_keys"] = result.rowcount or 0
+        await prune_counters(session, now.timestamp() - COUNTER_DAYS * 86400)
+    return done
+
+
+async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], media_root: Path,
+                      stop: asyncio.Event) -> None:
+    """Every minute until `stop` is set; a failing round is logged and the next one tried."""
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await run_once(sessionmaker, media_root)
+        except Exception:
+            log.exception("maintenance round failed")
+        try:
+            await asyncio.wait_for(stop.wait(), max(1.0, INTERVAL_SECONDS - (time.monotonic() - started)))
+        except asyncio.TimeoutError:
+            pass
