@@ -500,6 +500,31 @@ def worker(ctx: click.Context) -> None:
     logging.getLogger("voisinage").info("workers stopped")
 
 
+# --- backup ---------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, file: Path) -> None:
+    """Write a consistent copy of the database to FILE, even while the server runs.
+
+    SQLite: a database file (the online backup API). PostgreSQL: a pg_dump custom-format archive.
+    """
+    from .services.backup import BackupError, backup_database
+
+    settings = get_settings(ctx)
+
+    async def ready(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        return None  # opening the database created or migrated it: a backup of a fresh config works
+
+    run_with_database(settings, ready)
+    try:
+        backup_database(settings.database.url, file)
+    except BackupError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"backup written to {file}")
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the `voisinage` script."""
     return cli.main(args=argv, prog_name="voisinage")
