@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from voisinage.models import db as dbmod
 from voisinage.server.app import create_app
 from voisinage.server.settings import Settings
 
 from .rig.commune import Commune
+from .rig.pair import Pair, make_pair
 from .rig.pg import PostgresServer
 
 BACKENDS = [b.strip() for b in os.environ.get("VOISINAGE_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -128,3 +130,17 @@ async def rig(client: Any) -> Commune:
     """An instance with the whole cast: villages north/south/east, residents alder, birch (north),
     cedar (south), dogwood (east), each with a token for every scope."""
     return await Commune(client).seed()
+
+
+@pytest.fixture(params=BACKENDS)
+def pair_urls(request: Any, databases: Databases) -> tuple[str, str]:
+    """Two fresh databases of the same engine (made outside the event loop)."""
+    backend = request.param
+    return getattr(databases, backend)(), getattr(databases, backend)()
+
+
+@pytest.fixture
+async def pair(pair_urls: tuple[str, str], aiohttp_client: Any, tmp_path: Path) -> Pair:
+    """a.test (residents alder, birch) and b.test (cedar, dogwood), partners of each other, talking
+    through one InProcessTransport (tests/rig/pair.py)."""
+    return await make_pair(aiohttp_client, pair_urls[0], pair_urls[1], tmp_path)

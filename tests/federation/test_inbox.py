@@ -24,7 +24,7 @@ from voisinage.models.inbox_item import InboxItem
 from voisinage.models.post import Post
 from voisinage.models.queue import FAILED
 
-from ..rig.pair import Pair, pair, pair_urls  # noqa: F401, F811  (fixtures)
+from ..rig.pair import Pair
 
 A = "https://a.test"
 B = "https://b.test"

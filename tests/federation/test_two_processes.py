@@ -1,5 +1,6 @@
 """Two real `voisinage serve` processes on loopback ports federate over real sockets: partners made
-with the CLI, a neighbour link (`voisinage neighbour add`), a resident's public post on A arriving on B.
+with the CLI, a neighbour link (`voisinage neighbour add`), a resident's public post on A, made through
+the client API and federated by A itself, arriving in the home timeline of a resident of B.
 """
 
 from __future__ import annotations
@@ -7,25 +8,21 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import requests
 from sqlalchemy import select
 
-from voisinage.federation.context import FederationContext
-from voisinage.federation.outbox import publish_post
-from voisinage.federation.transport import HttpTransport
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.delivery import Delivery
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.oauth import Application, Token, token_digest
-from voisinage.models.post import Post
 from voisinage.server.services import registration, villages
 
 from ..rig import cast
-from ..rig.pair import pair_urls  # noqa: F401, F811  (fixture)
 from ..rig.process import ServeProcess, cli, free_port, write_config
 
 
@@ -40,15 +37,15 @@ def in_db(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
-def add_resident(url: str, base_url: str) -> str:
-    """Register alder in north on A and return an all-scopes token."""
+def add_resident(url: str, base_url: str, username: str) -> str:
+    """Register `username` in north on the instance of `url` and return a read/write/follow token."""
 
     async def work(sessionmaker: Any) -> str:
         async with db.write_session(sessionmaker) as session:
             code = (await villages.generate_codes(session, "north", 1, 4))[0].code
             actor = await registration.register_resident(session, base_url, registration.NewResident(
-                code=code, display_name="Alder", email="alder@example.org", password=cast.PASSWORD,
-                username="alder"))
+                code=code, display_name=username.title(), email=f"{username}@example.org",
+                password=cast.PASSWORD, username=username))
             token = secrets.token_urlsafe(32)
             app = Application(name="t", client_id=secrets.token_hex(8), client_secret=secrets.token_hex(8),
                               redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
@@ -97,34 +94,27 @@ def test_two_serve_processes_federate(pair_urls: tuple[str, str], tmp_path: Path
             return bool(in_db(url_b, work))
 
         wait_for(linked, "the Accept of the neighbour link")
-        token = add_resident(url_a, a.url)
+        token = add_resident(url_a, a.url, "alder")
+        reader = add_resident(url_b, b.url, "cedar")  # in B's north, which follows A's north
         answer = requests.post(f"{a.url}/api/v1/statuses", json={"status": "Fête du village", "visibility": "public"},
                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert answer.status_code == 200, answer.text
         uri = answer.json()["uri"]
 
-        async def publish(sessionmaker: Any) -> None:  # the call the lead wires into posting
-            ctx = FederationContext(base_url=a.url, domain=host_a, scheme="http", sessionmaker=sessionmaker,
-                                    transport=HttpTransport(), allow_private_addresses=True)
-            async with db.write_session(sessionmaker) as session:
-                post = await session.scalar(select(Post).where(Post.uri == uri))
-                await publish_post(session, ctx, post)
-
-        in_db(url_a, publish)
-
-        def arrived() -> bool:
-            async def work(sessionmaker: Any) -> bool:
-                async with sessionmaker() as session:
-                    return await session.scalar(select(Post.id).where(Post.uri == uri)) is not None
-            return bool(in_db(url_b, work))
+        def timeline(path: str) -> list[str]:
+            got = requests.get(f"{b.url}{path}", headers={"Authorization": f"Bearer {reader}"}, timeout=10)
+            assert got.status_code == 200, got.text
+            return [(s.get("reblog") or s)["uri"] for s in got.json()]
 
         try:
-            wait_for(arrived, "the post on B")
+            wait_for(lambda: uri in timeline("/api/v1/timelines/home"), "the post in a home timeline on B")
         except AssertionError:
             async def deliveries(sessionmaker: Any) -> Any:
                 async with sessionmaker() as session:
                     return [(d.inbox_uri, d.state, d.last_error) for d in await session.scalars(select(Delivery))]
             raise AssertionError(f"not arrived; deliveries on A: {in_db(url_a, deliveries)}") from None
+        assert uri in timeline("/api/v1/timelines/public?remote=true")
+        assert timeline("/api/v1/timelines/home").count(uri) == 1
     finally:
         codes = (a.stop(), b.stop())
     assert codes == (0, 0)

@@ -2,7 +2,7 @@
 each other, talking through one InProcessTransport. `pair.drain()` runs both instances' queues until
 neither has work.
 
-Use the `pair` fixture by importing it into a test module: `from tests.rig.pair import pair  # noqa`.
+The `pair` and `pair_urls` fixtures live in tests/conftest.py; import only `Pair` (for annotations).
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from voisinage.federation.context import FEDERATION, FederationContext
 from voisinage.federation.partners import add_partner, remove_partner
 from voisinage.federation.workers import drain
 from voisinage.models.db import write_session
 from voisinage.server.app import create_app
 
-from ..conftest import BACKENDS, make_settings
 from .commune import Commune
 from .network import InProcessTransport
 
@@ -56,6 +54,8 @@ class Pair:
 async def make_pair(aiohttp_client: Any, url_a: str, url_b: str, tmp_path: Path,
                     people_a: tuple[str, ...] = ("alder", "birch"),
                     people_b: tuple[str, ...] = ("cedar", "dogwood")) -> Pair:
+    from ..conftest import make_settings  # here: conftest imports this module
+
     network = InProcessTransport()
     communes = []
     for host, url, people in (("a.test", url_a, people_a), ("b.test", url_b, people_b)):
@@ -70,15 +70,3 @@ async def make_pair(aiohttp_client: Any, url_a: str, url_b: str, tmp_path: Path,
     await pair.partner(pair.b, "a.test")
     return pair
 
-
-@pytest.fixture(params=BACKENDS)
-def pair_urls(request: Any, databases: Any) -> tuple[str, str]:
-    """Two fresh databases of the same engine (made outside the event loop)."""
-    backend = request.param
-    return getattr(databases, backend)(), getattr(databases, backend)()
-
-
-@pytest.fixture
-async def pair(pair_urls: tuple[str, str], aiohttp_client: Any, tmp_path: Path) -> Pair:
-    """a.test (residents alder, birch) and b.test (cedar, dogwood), partners of each other."""
-    return await make_pair(aiohttp_client, pair_urls[0], pair_urls[1], tmp_path)
