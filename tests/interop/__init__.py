@@ -1,0 +1,1 @@
+"""Interoperability checks: real client libraries against a real `voisinage serve`."""
