@@ -136,14 +136,18 @@ async def drop(ctx: FederationContext, job: _Job, reason: str) -> None:
 
 async def process(ctx: FederationContext, job: _Job, held: set[int] | None = None) -> str:
     """Send one claimed delivery and record the outcome."""
+    cancelled = False
     try:
         if await _unavailable(ctx, job.host):
             await drop(ctx, job, f"{job.host} is unavailable")
             return "permanent"
         result = await send(ctx, job)
         return await record(ctx, job, result)
+    except asyncio.CancelledError:
+        cancelled = True  # shutdown: the row stays held so that Workers.release gives it back
+        raise
     finally:
-        if held is not None:
+        if held is not None and not cancelled:
             held.discard(job.delivery_id)
 
 

@@ -109,9 +109,14 @@ async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
     for item_id in found:
         try:
             await process_item(ctx, item_id)
-        finally:
+        except asyncio.CancelledError:
+            raise  # shutdown: this item and the rest stay held so that Workers.release gives them back
+        except BaseException:
             if held is not None:
                 held.discard(item_id)
+            raise
+        if held is not None:
+            held.discard(item_id)
     return len(found)
 
 

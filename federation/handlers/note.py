@@ -20,7 +20,7 @@ from voisinage.models.categories import canonical
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.notification import notify
-from voisinage.models.post import Mention, Post, PostTag
+from voisinage.models.post import PUBLIC, Mention, Post, PostTag
 from voisinage.models.timeline import add_to_homes
 from voisinage.models.tombstone import Tombstone
 
@@ -177,8 +177,14 @@ async def on_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
     obj = first(activity.get("object"))
     if isinstance(obj, dict) and "Create" in types_of(obj):
         obj = first(obj.get("object"))  # Lemmy: a group announces the whole Create, not the note
-    doc = await trusted_note(ictx, obj)
-    original = await store_note(ictx, doc) if doc is not None else None
+    if ictx.ctx.is_local_url(get_id(obj) or ""):
+        # a boost of one of our posts: looked up here, never fetched; only public posts leave us
+        original = await get_post(ictx.session, get_id(obj))
+        if original is None or not original.local or original.visibility != PUBLIC:
+            return
+    else:
+        doc = await trusted_note(ictx, obj)
+        original = await store_note(ictx, doc) if doc is not None else None
     if original is None or original.reblog_of_id is not None:
         return
     booster = ictx.signer
