@@ -13,7 +13,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy import update
+
 from voisinage.models.db import write_session
+from voisinage.models.delivery import Delivery
+from voisinage.models.inbox_item import InboxItem
 
 from . import delivery, inbox_worker
 from .context import FEDERATION, FederationContext
@@ -105,8 +109,22 @@ async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: a
     await workers.release()
 
 
+async def release_stale_claims(ctx: FederationContext) -> None:
+    """On SQLite one process serves the instance, so at its start every claim is a dead process's
+    (kill -9): give them back now instead of waiting for their leases to end. Never on PostgreSQL,
+    where other live processes may hold claims."""
+    bind = ctx.sessionmaker.kw.get("bind")
+    if bind is None or bind.dialect.name != "sqlite":
+        return
+    async with write_session(ctx.sessionmaker) as session:
+        for model in (Delivery, InboxItem):
+            await session.execute(update(model).where(model.locked_until.is_not(None))
+                                  .values(locked_until=None))
+
+
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx that runs the inbox and delivery workers while the app runs."""
+    await release_stale_claims(app[FEDERATION])
     stop = asyncio.Event()
     app[WAKE] = asyncio.Event()
     task = asyncio.create_task(run_workers(app[FEDERATION], stop, app[WAKE]))
