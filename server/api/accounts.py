@@ -7,7 +7,9 @@ in `registration.py`. The follow rules themselves live in `services/relationship
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,6 +32,8 @@ from ..auth import require_viewer
 from ..errors import ApiError, json_response, not_found, unprocessable
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services import federate
+from ..services import media as media_service
+from ..services.media import MediaError
 from ..services.profile import ProfileError, apply_profile, validate_profile
 from ..services.relationships import (
     FollowNotAllowed,
@@ -43,7 +47,8 @@ from ..services.relationships import (
     remove_mute,
 )
 from . import to_api
-from .params import Params, get_page, link_header, parse_id, path_id, read_params
+from .media import read_upload
+from .params import Params, fold_pairs, get_page, link_header, parse_id, path_id, read_params
 
 MAX_RELATIONSHIPS = 100
 SEARCH_LIMIT = 40
@@ -80,18 +85,37 @@ async def verify_credentials(request: web.Request) -> web.StreamResponse:
         return json_response(await _credential_account(session, me, _base_url(request)))
 
 
-def _refuse_uploads(params: Params) -> None:
-    for name in ("avatar", "header"):
-        if name in params.files or params.raw(name) not in (None, ""):
-            raise unprocessable(f"{name} cannot be changed yet: profile image uploads are not available "
-                                "on this server (nothing was changed)")
+PROFILE_IMAGES = {"avatar": (400, 400), "header": (1500, 500)}  # Mastodon's sizes
+
+
+async def _profile_params(request: web.Request) -> tuple[Params, dict[str, bytes]]:
+    """The form (JSON, urlencoded, or multipart with `avatar`/`header` files streamed under a cap)."""
+    if request.content_type != "multipart/form-data":
+        return await read_params(request), {}
+    upload = await read_upload(request, file_names=tuple(PROFILE_IMAGES))
+    return Params(fold_pairs(upload.fields.items())), upload.files
+
+
+async def _store_profile_images(request: web.Request, files: dict[str, bytes]) -> dict[str, str]:
+    """Process and store uploaded avatar/header images; returns their URLs. 422 for a refused image."""
+    urls: dict[str, str] = {}
+    root = Path(request.app[SETTINGS].media.path)
+    base_url = request.app[SETTINGS].base_url
+    for name, data in files.items():
+        try:
+            processed = await asyncio.to_thread(media_service.process_image, data, crop=PROFILE_IMAGES[name])
+        except MediaError as exc:
+            raise unprocessable(f"{name}: {exc}") from None
+        key = media_service.new_file_key()
+        await asyncio.to_thread(media_service.store_media, root, key, processed)
+        urls[name] = f"{base_url}/media/{key[:2]}/{key}/original.{processed.extension}"
+    return urls
 
 
 async def update_credentials(request: web.Request) -> web.StreamResponse:
     """PATCH /api/v1/accounts/update_credentials: every value is checked first; 422 changes nothing."""
     me = require_viewer(request)
-    params = await read_params(request)
-    _refuse_uploads(params)
+    params, files = await _profile_params(request)
     settings = request.app[SETTINGS]
     async with write_session(request.app[SESSIONMAKER]) as session:
         actor = await session.get(Actor, me)
@@ -102,7 +126,12 @@ async def update_credentials(request: web.Request) -> web.StreamResponse:
             changes = validate_profile(actor, params.data, tuple(settings.instance.languages))
         except ProfileError as exc:
             raise unprocessable(str(exc)) from None
+        images = await _store_profile_images(request, files)  # only once every other value is valid
         apply_profile(actor, resident, changes)
+        if "avatar" in images:
+            actor.avatar_url = images["avatar"]
+        if "header" in images:
+            actor.header_url = images["header"]
         await session.flush()
         if changes.locked is False:
             await accept_all_requests(session, actor)  # unlocking approves who was waiting (Mastodon)

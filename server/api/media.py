@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
+
 from voisinage.models.db import write_session
 from voisinage.models.media import MAX_DESCRIPTION, MediaAttachment
 
@@ -57,6 +58,7 @@ class Upload:
 
     file: bytes | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # every file part named in `file_names`
 
 
 def media_root(request: web.Request) -> Path:
@@ -80,8 +82,10 @@ async def _read_part(part: BodyPartReader, cap: int, error: ApiError) -> bytes:
         chunks.append(chunk)
 
 
-async def read_upload(request: web.Request) -> Upload:
-    """Stream the multipart body with our own caps: 413 over 16 MiB, 422 for a body that is no form."""
+async def read_upload(request: web.Request, file_names: tuple[str, ...] = ("file",)) -> Upload:
+    """Stream the multipart body with our own caps: 413 over 16 MiB, 422 for a body that is no form.
+
+    The parts named in `file_names` are kept as files (`upload.file` is the first of them)."""
     if request.content_type != "multipart/form-data":
         raise ApiError(422, "Validation failed: the file must be sent as multipart/form-data")
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
@@ -95,8 +99,10 @@ async def read_upload(request: web.Request) -> Upload:
                 return upload
             if not isinstance(part, BodyPartReader):
                 raise ApiError(422, "Validation failed: nested multipart bodies are not accepted")
-            if part.name == "file":
-                upload.file = await _read_part(part, MAX_FILE_BYTES, _too_large())
+            if part.name in file_names:
+                upload.files[part.name] = await _read_part(part, MAX_FILE_BYTES, _too_large())
+                if part.name == file_names[0]:
+                    upload.file = upload.files[part.name]
             elif part.filename is not None:  # `thumbnail` and any other file: read and forget
                 await _read_part(part, MAX_FILE_BYTES, _too_large())
             else:

@@ -296,7 +296,7 @@ async def test_bad_update_is_422_and_changes_nothing(rig, body):
     assert await profile_snapshot(rig, "alder") == before
 
 
-async def test_avatar_upload_is_refused_for_now_and_changes_nothing(rig):
+async def test_a_broken_avatar_is_refused_and_changes_nothing(rig):
     import aiohttp
 
     before = await profile_snapshot(rig, "alder")
@@ -305,6 +305,58 @@ async def test_avatar_upload_is_refused_for_now_and_changes_nothing(rig):
     form.add_field("avatar", b"\x89PNG\r\n\x1a\nxx", filename="me.png", content_type="image/png")
     status, answer = await rig.api("alder").patch("/api/v1/accounts/update_credentials", data=form)
     assert status == 422 and "avatar" in answer["error"]
+    assert await profile_snapshot(rig, "alder") == before
+
+
+def _photo(size: tuple[int, int], gps: bool = False) -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", size, "orange")
+    exif = Image.Exif()
+    if gps:
+        exif[0x8825] = {1: "N", 2: (50.0, 35.0, 0.0)}
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+async def test_avatar_and_header_uploads_are_cropped_and_stripped(rig):
+    import io
+
+    import aiohttp
+    from PIL import Image
+
+    form = aiohttp.FormData()
+    form.add_field("display_name", "Alder Aulne")
+    form.add_field("source[privacy]", "unlisted")
+    form.add_field("avatar", _photo((900, 600), gps=True), filename="me.jpg", content_type="image/jpeg")
+    form.add_field("header", _photo((2000, 1000)), filename="top.jpg", content_type="image/jpeg")
+    status, account = await rig.api("alder").patch("/api/v1/accounts/update_credentials", data=form)
+    assert status == 200, account
+    assert account["source"]["privacy"] == "unlisted"
+    for key, size in (("avatar", (400, 400)), ("header", (1500, 500))):
+        url = account[key]
+        assert "/media/" in url and account[f"{key}_static"] == url
+        async with rig.client.get(url.replace(rig.base_url, "")) as response:
+            assert response.status == 200 and response.headers["Content-Type"] == "image/jpeg"
+            image = Image.open(io.BytesIO(await response.read()))
+        assert image.size == size
+        assert 0x8825 not in image.getexif()
+    status, seen = await rig.api("cedar").get(f"/api/v1/accounts/{rig['alder'].id}")
+    assert seen["avatar"] == account["avatar"]
+
+
+async def test_a_bad_field_with_a_good_avatar_changes_nothing(rig):
+    import aiohttp
+
+    before = await profile_snapshot(rig, "alder")
+    form = aiohttp.FormData()
+    form.add_field("display_name", " ")
+    form.add_field("avatar", _photo((500, 500)), filename="me.jpg", content_type="image/jpeg")
+    status, _ = await rig.api("alder").patch("/api/v1/accounts/update_credentials", data=form)
+    assert status == 422
     assert await profile_snapshot(rig, "alder") == before
 
 
