@@ -75,3 +75,14 @@ run: demo
 
 test: $(STAMP)
 	$(BIN)/pytest -q tests
+
+# Benchmarks (not part of `make test`): bench-results/latest.json, latest.md and PNG plots.
+# BENCH_FULL=1 adds a 1,000,000-post database; BENCH_ENGINES=sqlite skips PostgreSQL.
+.PHONY: bench
+# matplotlib (and numpy) go to a venv of their own, .venv/plot: never into .venv, whose fpdf2 writes
+# PDFs differently when numpy is importable.
+bench: $(STAMP)
+	test -x $(VENV)/plot/bin/python || $(PYTHON) -m venv $(VENV)/plot
+	$(VENV)/plot/bin/pip install -q --disable-pip-version-check matplotlib
+	$(BIN)/python -m tests.bench.run --out bench-results
+	$(VENV)/plot/bin/python tests/bench/plots.py bench-results/latest.json

@@ -500,6 +500,38 @@ def worker(ctx: click.Context) -> None:
     logging.getLogger("voisinage").info("workers stopped")
 
 
+# --- seed (demo and benchmark data) ---------------------------------------------------------------
+
+@cli.command()
+@click.option("--villages", "new_villages", type=int, default=0, show_default=True,
+              help="New villages to create (residents and posts also go to the existing ones).")
+@click.option("--residents", type=int, default=0, show_default=True, help="Residents (accounts) to create.")
+@click.option("--posts", type=int, default=0, show_default=True, help="Posts to write.")
+@click.option("--password", default=None, help="The password of every seeded resident (default: random).")
+@click.pass_context
+def seed(ctx: click.Context, new_villages: int, residents: int, posts: int, password: str | None) -> None:
+    """Fill the instance with realistic data, fast (bulk inserts): demos and benchmarks."""
+    from .services import seed as seeding
+
+    settings = get_settings(ctx)
+    try:
+        seeding.check_arguments(new_villages, residents, posts)
+    except seeding.SeedError as exc:
+        raise CliError(str(exc)) from None
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> seeding.SeedResult:
+        await seeding.check_state(sessionmaker, new_villages, residents, posts)
+        with click.progressbar(length=max(posts, 1), label="seeding posts", file=sys.stderr) as bar:
+            return await seeding.seed(sessionmaker, settings.base_url, new_villages, residents, posts,
+                                      password=password, progress=bar.update)
+
+    try:
+        result = run_with_database(settings, work)
+    except seeding.SeedError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(result.summary())
+
+
 # --- backup ---------------------------------------------------------------------------------------
 
 @cli.command()

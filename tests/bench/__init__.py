@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`); only test_smoke.py runs in `make test`."""
