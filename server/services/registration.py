@@ -50,6 +50,8 @@ class NewResident:
     username: str | None = None  # None: made from the display name
     locale: str = "fr"
     agreement: bool = True
+    # An argon2 hash of `password` made beforehand (bulk imports, the test rig): saves hashing per account.
+    password_hash: str | None = None
 
 
 def username_from_name(display_name: str) -> str:
@@ -128,7 +130,7 @@ async def register_resident(session: AsyncSession, base_url: str, form: NewResid
     )
     session.add(actor)
     await session.flush()
-    session.add(Resident(actor_id=actor.id, email=email, password_hash=hash_password(form.password),
+    session.add(Resident(actor_id=actor.id, email=email, password_hash=form.password_hash or hash_password(form.password),
                          household_id=household.id, locale=form.locale if form.locale in ("fr", "nl", "de", "en") else "fr"))
     session.add(Follow(id=new_id(), follower_id=actor.id, target_id=village_actor.id, state=ACCEPTED))
     await session.execute(update(Actor).where(Actor.id == village_actor.id)

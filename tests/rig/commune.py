@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,17 @@ from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, Token, token_digest
 from voisinage.server.keys import SESSIONMAKER, SETTINGS
 from voisinage.server.services import registration, villages
+from voisinage.server.services.passwords import hash_password
 
 from . import cast
 
 ALL_SCOPES = "read write follow push"
+
+
+@functools.cache
+def cast_password_hash() -> str:
+    """The cast's one password, hashed once per test session (argon2 is slow on purpose)."""
+    return hash_password(cast.PASSWORD)
 
 
 @dataclass
@@ -133,7 +141,7 @@ class Commune:
         async with write_session(self.sessionmaker) as session:
             actor = await registration.register_resident(session, self.base_url, registration.NewResident(
                 code=code, display_name=display_name or default_display, email=f"{name}@example.org",
-                password=cast.PASSWORD, username=name))
+                password=cast.PASSWORD, username=name, password_hash=cast_password_hash()))
         person = Person(name, actor.id, actor.username, await self.token_for(actor.id), village)
         self.people[name] = person
         return person
