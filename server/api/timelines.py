@@ -68,13 +68,19 @@ async def get_public(request: web.Request) -> web.Response:
         viewer = await load_viewer(session, me)
         query = (select(Post).where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
                                     ~muted_clause(me)))
-        if local:
-            query = query.where(Post.local.is_(True))
-        if remote:
-            query = query.where(Post.local.is_(False))
-        if only_media:
-            query = query.where(_has_media())
+        query = _narrowed(query, local, remote, only_media)
         return await _respond(request, session, viewer, page, query, Post.id, "public")
+
+
+def _narrowed(query: Any, local: bool | None, remote: bool | None, only_media: bool | None) -> Any:
+    """`local`: posts from here; `remote`: from partners; `only_media`: with photos."""
+    if local:
+        query = query.where(Post.local.is_(True))
+    if remote:
+        query = query.where(Post.local.is_(False))
+    if only_media:
+        query = query.where(_has_media())
+    return query
 
 
 def _has_media() -> Any:
@@ -114,11 +120,6 @@ async def get_tag(request: web.Request) -> web.Response:
         viewer = await load_viewer(session, me)
         query = select(Post).where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),
                                    ~muted_clause(me))
-        if local:
-            query = query.where(Post.local.is_(True))
-        if remote:
-            query = query.where(Post.local.is_(False))
-        if only_media:
-            query = query.where(_has_media())
+        query = _narrowed(query, local, remote, only_media)
         return await _respond(request, session, viewer, page, query, Post.id, "public")
 
