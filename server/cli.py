@@ -532,6 +532,42 @@ def seed(ctx: click.Context, new_villages: int, residents: int, posts: int, pass
     click.echo(result.summary())
 
 
+# --- reports --------------------------------------------------------------------------------------
+
+@cli.group()
+def reports() -> None:
+    """Reports residents made against the house rules."""
+
+
+@reports.command("list")
+@click.pass_context
+def reports_list(ctx: click.Context) -> None:
+    """One report a line, newest first: ID, DATE, REPORTER, TARGET, CATEGORY, RULES, STATUSES, COMMENT
+    (tab-separated)."""
+    from voisinage.models.actor import Actor
+
+    from .api.reports import list_reports
+
+    settings = get_settings(ctx)
+
+    async def work(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+        async with sessionmaker() as session:
+            rows = await list_reports(session)
+            ids = {r.reporter_id for r in rows} | {r.target_id for r in rows}
+            actors = {a.id: a for a in await session.scalars(select(Actor).where(Actor.id.in_(ids)))} if ids else {}
+        lines = []
+        for r in rows:
+            who = {i: (f"@{actors[i].acct()}" if i in actors else str(i)) for i in (r.reporter_id, r.target_id)}
+            comment = " ".join((r.comment or "").split())
+            lines.append("\t".join([str(r.id), r.created_at.strftime("%Y-%m-%d %H:%M"), who[r.reporter_id],
+                                    who[r.target_id], r.category, ",".join(r.rule_ids or []) or "-",
+                                    ",".join(str(i) for i in r.status_ids or []) or "-", comment]))
+        return lines
+
+    for line in run_with_database(settings, work):
+        click.echo(line)
+
+
 # --- backup ---------------------------------------------------------------------------------------
 
 @cli.command()
