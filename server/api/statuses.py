@@ -7,6 +7,7 @@ caller may not see answers 404, exactly like one that does not exist.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -247,47 +248,47 @@ async def delete_status(request: web.Request) -> web.Response:
 
 # --- favourites and boosts ------------------------------------------------------------------------
 
-async def favourite_status(request: web.Request) -> web.Response:
-    """POST /api/v1/statuses/:id/favourite (idempotent); answers the status favourited."""
+Action = Callable[[AsyncSession, int, int], Awaitable[Post]]
+
+
+async def _act(request: web.Request, action: Action) -> web.Response:
+    """Run `action(session, me, post_id)` in one write transaction and answer the status it returns."""
     me = require_viewer(request)
     post_id = path_id(request)
     async with write_session(request.app[SESSIONMAKER]) as session:
-        post = await posting.create_favourite(session, me, post_id)
+        post = await action(session, me, post_id)
         data = await _render(request, session, post, me)
     return json_response(data)
+
+
+async def favourite_status(request: web.Request) -> web.Response:
+    """POST /api/v1/statuses/:id/favourite (idempotent); answers the status favourited."""
+    return await _act(request, posting.create_favourite)
 
 
 async def unfavourite_status(request: web.Request) -> web.Response:
     """POST /api/v1/statuses/:id/unfavourite (idempotent); answers the status."""
-    me = require_viewer(request)
-    post_id = path_id(request)
-    async with write_session(request.app[SESSIONMAKER]) as session:
-        post = await posting.delete_favourite(session, me, post_id)
-        data = await _render(request, session, post, me)
-    return json_response(data)
+    return await _act(request, posting.delete_favourite)
+
+
+async def _reblog(session: AsyncSession, me: int, post_id: int) -> Post:
+    return await posting.create_reblog(session, await session.get(Actor, me), post_id)
+
+
+async def _unreblog(session: AsyncSession, me: int, post_id: int) -> Post:
+    return await posting.delete_reblog(session, await session.get(Actor, me), post_id)
 
 
 async def reblog_status(request: web.Request) -> web.Response:
-    """Boost: answers the boost (a status whose `reblog` is the original), as Mastodon does."""
-    me = require_viewer(request)
-    post_id = path_id(request)
-    # A `visibility` parameter is ignored: a boost always keeps its original's audience (never wider).
-    async with write_session(request.app[SESSIONMAKER]) as session:
-        booster = await session.get(Actor, me)
-        boost = await posting.create_reblog(session, booster, post_id)
-        data = await _render(request, session, boost, me)
-    return json_response(data)
+    """Boost: answers the boost (a status whose `reblog` is the original), as Mastodon does.
+
+    A `visibility` parameter is ignored: a boost always keeps its original's audience (never wider)."""
+    return await _act(request, _reblog)
 
 
 async def unreblog_status(request: web.Request) -> web.Response:
     """POST /api/v1/statuses/:id/unreblog (idempotent); answers the original status."""
-    me = require_viewer(request)
-    post_id = path_id(request)
-    async with write_session(request.app[SESSIONMAKER]) as session:
-        booster = await session.get(Actor, me)
-        original = await posting.delete_reblog(session, booster, post_id)
-        data = await _render(request, session, original, me)
-    return json_response(data)
+    return await _act(request, _unreblog)
 
 
 # --- who favourited / boosted ---------------------------------------------------------------------
@@ -416,29 +417,27 @@ async def get_source(request: web.Request) -> web.Response:
 
 # --- bookmarks and pins ---------------------------------------------------------------------------
 
+async def _bookmark(session: AsyncSession, me: int, post_id: int) -> Post:
+    post = await posting.get_visible_original(session, await load_viewer(session, me), post_id)
+    await posting.insert_once(session, Bookmark, {"id": new_id(), "actor_id": me, "post_id": post.id,
+                                                  "created_at": utcnow()}, ["actor_id", "post_id"])
+    return post
+
+
+async def _unbookmark(session: AsyncSession, me: int, post_id: int) -> Post:
+    post = await posting.get_visible_original(session, await load_viewer(session, me), post_id)
+    await session.execute(delete(Bookmark).where(Bookmark.actor_id == me, Bookmark.post_id == post.id))
+    return post
+
+
 async def bookmark_status(request: web.Request) -> web.Response:
     """POST /api/v1/statuses/:id/bookmark (idempotent; visible statuses only)."""
-    me = require_viewer(request)
-    post_id = path_id(request)
-    async with write_session(request.app[SESSIONMAKER]) as session:
-        viewer = await load_viewer(session, me)
-        post = await posting.get_visible_original(session, viewer, post_id)
-        await posting.insert_once(session, Bookmark, {"id": new_id(), "actor_id": me, "post_id": post.id,
-                                                      "created_at": utcnow()}, ["actor_id", "post_id"])
-        data = await _render(request, session, post, me)
-    return json_response(data)
+    return await _act(request, _bookmark)
 
 
 async def unbookmark_status(request: web.Request) -> web.Response:
     """POST /api/v1/statuses/:id/unbookmark (idempotent)."""
-    me = require_viewer(request)
-    post_id = path_id(request)
-    async with write_session(request.app[SESSIONMAKER]) as session:
-        viewer = await load_viewer(session, me)
-        post = await posting.get_visible_original(session, viewer, post_id)
-        await session.execute(delete(Bookmark).where(Bookmark.actor_id == me, Bookmark.post_id == post.id))
-        data = await _render(request, session, post, me)
-    return json_response(data)
+    return await _act(request, _unbookmark)
 
 
 async def pin_status(request: web.Request) -> web.Response:
@@ -461,12 +460,12 @@ async def pin_status(request: web.Request) -> web.Response:
     return json_response(data)
 
 
+async def _unpin(session: AsyncSession, me: int, post_id: int) -> Post:
+    post = await posting.get_own_post(session, me, post_id)
+    await session.execute(delete(Pin).where(Pin.actor_id == me, Pin.post_id == post.id))
+    return post
+
+
 async def unpin_status(request: web.Request) -> web.Response:
     """POST /api/v1/statuses/:id/unpin (idempotent)."""
-    me = require_viewer(request)
-    post_id = path_id(request)
-    async with write_session(request.app[SESSIONMAKER]) as session:
-        post = await posting.get_own_post(session, me, post_id)
-        await session.execute(delete(Pin).where(Pin.actor_id == me, Pin.post_id == post.id))
-        data = await _render(request, session, post, me)
-    return json_response(data)
+    return await _act(request, _unpin)
