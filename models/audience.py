@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -47,10 +48,11 @@ from .village import Village
 
 @dataclass(frozen=True)
 class Viewer:
-    """The reader: a local actor (a resident, usually) and their home village's Group actor."""
+    """The reader: a local actor (a resident, usually) and their home village's Group actor. Either id
+    may be a bind parameter, to build a statement once (`visible_clause`) and run it for any reader."""
 
-    actor_id: int | None
-    village_actor_id: int | None = None
+    actor_id: Any
+    village_actor_id: Any = None
 
     @property
     def anonymous(self) -> bool:
@@ -91,22 +93,24 @@ def not_blocked_clause(viewer_id: int) -> ColumnElement[bool]:
     return and_(Post.author_id.not_in(blocked), Post.origin_author_id.not_in(blocked))
 
 
-def active_mutes(viewer_id: int | None, *, notifications: bool = False) -> Select[tuple[int]]:
-    """SELECT of the accounts `viewer_id` mutes now (expired mutes do not count); with
-    `notifications=True`, only the mutes that also hide notifications."""
+def active_mutes(viewer_id: Any, *, notifications: bool = False, now: Any = None) -> Select[tuple[int]]:
+    """SELECT of the accounts `viewer_id` mutes at `now` (default: now; expired mutes do not count);
+    with `notifications=True`, only the mutes that also hide notifications."""
+    now = utcnow() if now is None else now
     query = select(Mute.target_id).where(
-        Mute.actor_id == viewer_id, or_(Mute.expires_at.is_(None), Mute.expires_at > utcnow()))
+        Mute.actor_id == viewer_id, or_(Mute.expires_at.is_(None), Mute.expires_at > now))
     if notifications:
         query = query.where(Mute.notifications.is_(True))
     return query
 
 
-def muted_clause(viewer_id: int | None) -> ColumnElement[bool]:
+def muted_clause(viewer_id: Any, *, now: Any = None) -> ColumnElement[bool]:
     """A WHERE clause on `Post` true for the rows the viewer's active mutes hide from their timelines:
-    the muted account's statuses, boosts of them, and their boosts. Timelines add `~muted_clause(me)`."""
+    the muted account's statuses, boosts of them, and their boosts. Timelines add `~muted_clause(me)`.
+    The ids (and `now`) may be bind parameters, for statements built once and run many times."""
     if viewer_id is None:
         return false()
-    muted = active_mutes(viewer_id)
+    muted = active_mutes(viewer_id, now=now)
     return or_(Post.author_id.in_(muted), Post.origin_author_id.in_(muted))
 
 

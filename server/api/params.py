@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy import bindparam
 
 from ..errors import ApiError
 
@@ -208,9 +209,25 @@ async def read_params(request: web.Request) -> Params:
                 else:
                     pairs.append((key, value))
             data.update(fold_pairs(pairs))
+    _refuse_nul(data)
     params = Params(data, files)
     request["params"] = params
     return params
+
+
+def _refuse_nul(data: dict[str, Any]) -> None:
+    """422 for a NUL character in any name or text: PostgreSQL cannot store one, and no app sends it."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        name, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ApiError(422, f"Validation failed: {name or 'a parameter'} contains a NUL character")
+        elif isinstance(value, dict):
+            stack.extend(("a parameter name", key) for key in value)
+            stack.extend((key, item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((name, item) for item in value)
 
 
 @dataclass(frozen=True)
@@ -225,15 +242,31 @@ class Page:
         """`min_id` asks for the page just after it (oldest first), returned newest first."""
         return self.min_id is not None and self.max_id is None
 
-    def apply(self, query: Any, column: Any) -> Any:
+    def apply(self, query: Any, column: Any, *, bound: bool = False) -> Any:
+        """Narrow `query` to this page (one row more than the limit, to know whether more exist).
+        With `bound`, the bounds are bind parameters named as in `values()`: the statement then suits
+        every page of the same `shape` and can be built once."""
+        def value(name: str, given: int) -> Any:
+            return bindparam(name) if bound else given
+
         if self.max_id is not None:
-            query = query.where(column < self.max_id)
+            query = query.where(column < value("max_id", self.max_id))
         if self.since_id is not None:
-            query = query.where(column > self.since_id)
+            query = query.where(column > value("since_id", self.since_id))
         if self.min_id is not None:
-            query = query.where(column > self.min_id)
+            query = query.where(column > value("min_id", self.min_id))
         order = column.asc() if self.ascending else column.desc()
-        return query.order_by(order).limit(self.limit + 1)
+        return query.order_by(order).limit(value("page_limit", self.limit + 1))
+
+    @property
+    def shape(self) -> tuple[bool, bool, bool]:
+        """Which bounds the page has: pages of one shape share a `bound` statement."""
+        return self.max_id is not None, self.since_id is not None, self.min_id is not None
+
+    def values(self) -> dict[str, int]:
+        """The bind parameters of a statement made by `apply(..., bound=True)`."""
+        found = {"max_id": self.max_id, "since_id": self.since_id, "min_id": self.min_id}
+        return {"page_limit": self.limit + 1, **{k: v for k, v in found.items() if v is not None}}
 
     def trim(self, rows: list[Any]) -> tuple[list[Any], bool]:
         """Cut the extra row asked for by `apply`; returns (rows newest first, whether more exist)."""

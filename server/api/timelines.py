@@ -2,42 +2,103 @@
 
 All chronological, all behind a token, all filtered by the one visibility rule (blocks included) and by
 the reader's active mutes (`muted_clause`). Each page is one query
-for its rows, then one batched render (`to_api.render_statuses`).
+for its rows, then one batched render (`to_api.render_statuses`). The home and public queries are
+built once per shape with bind parameters (building a statement costs more than running it).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, exists, select
-from voisinage.models.audience import load_viewer, muted_clause, visible_clause
+from sqlalchemy import and_, bindparam, exists, select
+from voisinage.models.actor import Actor
+from voisinage.models.audience import Viewer, muted_clause, visible_clause
+from voisinage.models.filters import Filter
+from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import PUBLIC, Post, PostTag
 from voisinage.models.timeline import HomeEntry
+from voisinage.models.village import Village
 
 from ..auth import require_viewer
 from ..errors import json_response
 from ..keys import SESSIONMAKER, SETTINGS
-from ..services.filtering import apply_filters, exclusive_member_ids
+from ..services.filtering import apply_filters, exclusive_members
 from .params import Page, Params, get_page, link_header, read_params
-from .to_api import render_statuses
+from .to_api import render_statuses, status_rows
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 100  # as PostTag.name
 
 
-async def _respond(request: web.Request, session: Any, viewer: Any, page: Page, query: Any,
-                   key: Any, context: str) -> web.Response:
+# Bind parameters of the statements below, which are built once per shape and run for every reader.
+ME, VILLAGE, NOW = bindparam("me"), bindparam("village"), bindparam("now")
+
+
+@functools.cache
+def _reader_statement() -> Any:
+    village = (select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
+               .where(Actor.id == ME).scalar_subquery())
+    return select(village, exists(select(Filter.id).where(Filter.owner_id == ME)))
+
+
+async def _load_reader(session: Any, me: int) -> tuple[Viewer, bool]:
+    """The reader (with their home village) and whether they have any filter, in one query."""
+    connection = await session.connection()
+    village_actor_id, filters = (await connection.execute(_reader_statement(), {"me": me})).one()
+    return Viewer(me, village_actor_id), bool(filters)
+
+
+def _bound_viewer(viewer: Viewer) -> Viewer:
+    """The reader as bind parameters (`_values` gives their values)."""
+    return Viewer(ME, VILLAGE if viewer.village_actor_id is not None else None)
+
+
+def _values(viewer: Viewer, page: Page) -> dict[str, Any]:
+    return {"me": viewer.actor_id, "village": viewer.village_actor_id, "now": utcnow(), **page.values()}
+
+
+def _page_like(shape: tuple[bool, bool, bool]) -> Page:
+    """A page of this shape (its values do not matter: `apply(..., bound=True)` binds them)."""
+    return Page(*(0 if present else None for present in shape), limit=0)
+
+
+@functools.lru_cache(maxsize=16)
+def _home_statement(has_village: bool, shape: tuple[bool, bool, bool]) -> Any:
+    viewer = Viewer(ME, VILLAGE if has_village else None)
+    # members of exclusive lists are read in their list, not at home
+    query = (status_rows().join(HomeEntry, HomeEntry.post_id == Post.id)
+             .where(HomeEntry.owner_id == ME, visible_clause(viewer), ~muted_clause(ME, now=NOW),
+                    Post.author_id.not_in(exclusive_members(ME))))
+    return _page_like(shape).apply(query, HomeEntry.post_id, bound=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _public_statement(has_village: bool, shape: tuple[bool, bool, bool], local: bool, remote: bool,
+                      only_media: bool) -> Any:
+    viewer = Viewer(ME, VILLAGE if has_village else None)
+    query = status_rows().where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
+                                ~muted_clause(ME, now=NOW))
+    query = _narrowed(query, local, remote, only_media)
+    return _page_like(shape).apply(query, Post.id, bound=True)
+
+
+async def _respond(request: web.Request, session: Any, reader: tuple[Viewer, bool], page: Page,
+                   statement: Any, values: dict[str, Any], context: str) -> web.Response:
     """Run the page's one query, render it, apply the reader's filters, answer with its Link header.
 
     The Link header pages by the rows read, so a page thinned by a `hide` filter still leads on.
     """
-    posts, more = page.trim(list(await session.scalars(page.apply(query, key))))
+    connection = await session.connection()
+    posts, more = page.trim(list(await connection.execute(statement, values)))
     base_url = request.app[SETTINGS].base_url
+    viewer, has_filters = reader
     data = await render_statuses(session, posts, viewer, base_url)
-    data = await apply_filters(session, viewer.actor_id, data, context)
+    if has_filters:
+        data = await apply_filters(session, viewer.actor_id, data, context)
     link = link_header(request, base_url, page, [p.id for p in posts], more)
     return json_response(data, headers={"Link": link} if link else None)
 
@@ -47,13 +108,10 @@ async def get_home(request: web.Request) -> web.Response:
     me = require_viewer(request)
     page = get_page(await read_params(request))
     async with request.app[SESSIONMAKER]() as session:
-        viewer = await load_viewer(session, me)
-        query = (select(Post).join(HomeEntry, HomeEntry.post_id == Post.id)
-                 .where(HomeEntry.owner_id == me, visible_clause(viewer), ~muted_clause(me)))
-        exclusive = await exclusive_member_ids(session, me)
-        if exclusive:  # members of exclusive lists are read in their list, not at home
-            query = query.where(Post.author_id.not_in(exclusive))
-        return await _respond(request, session, viewer, page, query, HomeEntry.post_id, "home")
+        reader = await _load_reader(session, me)
+        viewer = reader[0]
+        statement = _home_statement(viewer.village_actor_id is not None, page.shape)
+        return await _respond(request, session, reader, page, statement, _values(viewer, page), "home")
 
 
 async def get_public(request: web.Request) -> web.Response:
@@ -61,15 +119,14 @@ async def get_public(request: web.Request) -> web.Response:
     me = require_viewer(request)
     params = await read_params(request)
     page = get_page(params)
-    local = params.get_bool("local", False)
-    remote = params.get_bool("remote", False)
-    only_media = params.get_bool("only_media", False)
+    local = bool(params.get_bool("local", False))
+    remote = bool(params.get_bool("remote", False))
+    only_media = bool(params.get_bool("only_media", False))
     async with request.app[SESSIONMAKER]() as session:
-        viewer = await load_viewer(session, me)
-        query = (select(Post).where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
-                                    ~muted_clause(me)))
-        query = _narrowed(query, local, remote, only_media)
-        return await _respond(request, session, viewer, page, query, Post.id, "public")
+        reader = await _load_reader(session, me)
+        viewer = reader[0]
+        statement = _public_statement(viewer.village_actor_id is not None, page.shape, local, remote, only_media)
+        return await _respond(request, session, reader, page, statement, _values(viewer, page), "public")
 
 
 def _narrowed(query: Any, local: bool | None, remote: bool | None, only_media: bool | None) -> Any:
@@ -117,9 +174,10 @@ async def get_tag(request: web.Request) -> web.Response:
     remote = params.get_bool("remote", False)
     only_media = params.get_bool("only_media", False)
     async with request.app[SESSIONMAKER]() as session:
-        viewer = await load_viewer(session, me)
-        query = select(Post).where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),
+        reader = await _load_reader(session, me)
+        viewer = reader[0]
+        query = status_rows().where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),
                                    ~muted_clause(me))
         query = _narrowed(query, local, remote, only_media)
-        return await _respond(request, session, viewer, page, query, Post.id, "public")
+        return await _respond(request, session, reader, page, page.apply(query, Post.id), {}, "public")
 

@@ -7,11 +7,12 @@ Statuses are rendered in batches (`render_statuses`): one query per kind of rela
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer
@@ -66,7 +67,7 @@ def account_to_api(actor: Actor, base_url: str) -> dict[str, Any]:
     return {
         "id": str(actor.id),
         "username": actor.username,
-        "acct": actor.acct(),
+        "acct": acct_of(actor),
         "display_name": actor.display_name or "",
         "locked": bool(actor.locked),
         "bot": actor.kind in ("Application", "Service"),
@@ -121,17 +122,86 @@ def _strip_tags(text: str) -> str:
     return re.sub(r"<[^>]+>", "", text)
 
 
-async def load_actors(session: AsyncSession, ids: Iterable[int]) -> dict[int, Actor]:
+# What an Account entity needs (not the keys, not the profile source): rows of these columns render
+# like Actor objects, without the ORM's cost of building objects nobody changes.
+ACCOUNT_COLUMNS = (Actor.id, Actor.username, Actor.domain, Actor.kind, Actor.uri, Actor.url, Actor.display_name,
+                   Actor.note, Actor.fields, Actor.avatar_url, Actor.header_url, Actor.locked, Actor.discoverable,
+                   Actor.role, Actor.followers_count, Actor.following_count, Actor.statuses_count,
+                   Actor.last_status_at, Actor.created_at)
+# What a Status entity needs of a post row (not `source`, which only edits read).
+STATUS_COLUMNS = tuple(c for c in Post.__table__.c if c.name != "source")
+
+
+def acct_of(actor: Any) -> str:
+    """`name` for a local account, `name@domain` for a remote one (Actor objects and rows alike)."""
+    return f"{actor.username}@{actor.domain}" if actor.domain else actor.username
+
+
+def status_rows() -> Any:
+    """A SELECT of post rows for rendering; its rows render as Post objects do."""
+    return select(*STATUS_COLUMNS)
+
+
+# The batch's statements are built once (building costs more than running them) with these parameters.
+IDS = bindparam("ids", expanding=True)
+ME = bindparam("me")
+
+
+@functools.cache
+def _statement(name: str) -> Any:
+    if name == "actors":
+        return select(*ACCOUNT_COLUMNS).where(Actor.id.in_(IDS))
+    if name == "posts":
+        return status_rows().where(Post.id.in_(IDS))
+    if name == "apps":
+        return select(Application.id, Application.name, Application.website).where(Application.id.in_(IDS))
+    if name == "relations":  # mentions and tags, and which posts have media or a poll
+        no_id, no_text = cast(null(), BigInteger), cast(null(), String)
+        return union_all(
+            select(literal("m"), Mention.post_id, Mention.actor_id, no_text).where(Mention.post_id.in_(IDS)),
+            select(literal("t"), PostTag.post_id, no_id, PostTag.name).where(PostTag.post_id.in_(IDS)),
+            select(literal("a"), MediaAttachment.post_id, no_id, no_text).where(MediaAttachment.post_id.in_(IDS)),
+            select(literal("p"), Poll.post_id, no_id, no_text).where(Poll.post_id.in_(IDS)),
+        )
+    if name == "marks":  # what the viewer bookmarked, pinned, favourited, boosted
+        return union_all(
+            select(literal("b"), Bookmark.post_id).where(Bookmark.actor_id == ME, Bookmark.post_id.in_(IDS)),
+            select(literal("p"), Pin.post_id).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
+            select(literal("f"), Favourite.post_id).where(Favourite.actor_id == ME, Favourite.post_id.in_(IDS)),
+            select(literal("r"), Post.reblog_of_id).where(Post.author_id == ME, Post.reblog_of_id.in_(IDS)),
+        )
+    raise KeyError(name)
+
+
+async def _run(session: AsyncSession, name: str, ids: Iterable[int], **values: Any) -> Any:
+    """The rows of a prepared statement, on the session's connection (no ORM objects are made)."""
+    connection = await session.connection()
+    return await connection.execute(_statement(name), {"ids": list(ids), **values})
+
+
+async def load_actors(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any]:
+    """Account rows by id, for `account_to_api` (one query)."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    rows = await session.scalars(select(Actor).where(Actor.id.in_(wanted)))
-    return {a.id: a for a in rows}
+    return {a.id: a for a in await _run(session, "actors", wanted)}
 
 
 async def render_accounts(session: AsyncSession, ids: Sequence[int], base_url: str) -> list[dict[str, Any]]:
     actors = await load_actors(session, ids)
     return [account_to_api(actors[i], base_url) for i in ids if i in actors]
+
+
+def remote_media_to_api(media: MediaAttachment) -> dict[str, Any]:
+    """A partner's attachment: never downloaded, so every URL is the (sanitised) remote one."""
+    meta: dict[str, Any] = {"focus": {"x": media.focus_x, "y": media.focus_y}}
+    if media.width and media.height:
+        size = {"width": media.width, "height": media.height, "size": f"{media.width}x{media.height}",
+                "aspect": media.width / media.height}
+        meta.update(original=size, small=dict(size))
+    return {"id": str(media.id), "type": media.kind, "url": media.remote_url, "preview_url": media.remote_url,
+            "remote_url": media.remote_url, "preview_remote_url": None, "text_url": None, "meta": meta,
+            "description": media.description or None, "blurhash": media.blurhash}
 
 
 class StatusBatch:
@@ -142,6 +212,7 @@ class StatusBatch:
         self.viewer = viewer
         self.posts: dict[int, Post] = {}
         self.actors: dict[int, Actor] = {}
+        self.accounts: dict[int, dict[str, Any]] = {}  # rendered, by actor id
         self.mentions: dict[int, list[int]] = {}
         self.tags: dict[int, list[str]] = {}
         self.favourited: set[int] = set()
@@ -155,41 +226,51 @@ class StatusBatch:
         self.voters: dict[int, int] = {}  # poll id -> distinct voters
         self.own_votes: dict[int, list[int]] = {}  # poll id -> the viewer's choices
 
-    async def load(self, session: AsyncSession, posts: Sequence[Post]) -> None:
+    async def load(self, session: AsyncSession, posts: Sequence[Any]) -> None:
+        """Load a page's relations: Post objects or `status_rows()` rows, in at most seven queries."""
         for post in posts:
             self.posts[post.id] = post
         missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
         if missing:
-            for post in await session.scalars(select(Post).where(Post.id.in_(missing))):
+            for post in await _run(session, "posts", missing):
                 self.posts[post.id] = post
         originals = [p.id for p in self.posts.values() if not p.reblog]
         if originals:
-            for post_id, actor_id in await session.execute(
-                    select(Mention.post_id, Mention.actor_id).where(Mention.post_id.in_(originals))):
-                self.mentions.setdefault(post_id, []).append(actor_id)
-            for post_id, name in await session.execute(
-                    select(PostTag.post_id, PostTag.name).where(PostTag.post_id.in_(originals))):
-                self.tags.setdefault(post_id, []).append(name)
+            await self._load_relations(session, originals)
         actor_ids = {p.author_id for p in self.posts.values()}
         actor_ids.update(a for ids in self.mentions.values() for a in ids)
         self.actors = await load_actors(session, actor_ids)
         app_ids = {p.application_id for p in self.posts.values() if p.application_id}
         if app_ids:
-            for app in await session.scalars(select(Application).where(Application.id.in_(app_ids))):
+            for app in await _run(session, "apps", app_ids):
                 self.apps[app.id] = app
-        if originals:
-            self.media = await load_media_for_posts(session, originals)
-            await self._load_polls(session, originals)
-        me = self.viewer.actor_id
-        if me is not None and originals:
-            self.bookmarked = set(await session.scalars(
-                select(Bookmark.post_id).where(Bookmark.actor_id == me, Bookmark.post_id.in_(originals))))
-            self.pinned = set(await session.scalars(
-                select(Pin.post_id).where(Pin.actor_id == me, Pin.post_id.in_(originals))))
-            self.favourited = set(await session.scalars(
-                select(Favourite.post_id).where(Favourite.actor_id == me, Favourite.post_id.in_(originals))))
-            self.reblogged = set(await session.scalars(
-                select(Post.reblog_of_id).where(Post.author_id == me, Post.reblog_of_id.in_(originals))))
+        if self.viewer.actor_id is not None and originals:
+            await self._load_marks(session, self.viewer.actor_id, originals)
+
+    async def _load_relations(self, session: AsyncSession, post_ids: list[int]) -> None:
+        """Mentions and tags of the page, and which posts have media or a poll, in one query; then the
+        media and polls themselves only when there are some."""
+        with_media: set[int] = set()
+        with_poll: list[int] = []
+        for kind, post_id, actor_id, name in await _run(session, "relations", post_ids):
+            if kind == "m":
+                self.mentions.setdefault(post_id, []).append(actor_id)
+            elif kind == "t":
+                self.tags.setdefault(post_id, []).append(name)
+            elif kind == "a":
+                with_media.add(post_id)
+            else:
+                with_poll.append(post_id)
+        if with_media:
+            self.media = await load_media_for_posts(session, sorted(with_media))
+        if with_poll:
+            await self._load_polls(session, with_poll)
+
+    async def _load_marks(self, session: AsyncSession, me: int, post_ids: list[int]) -> None:
+        """Which of the page's posts the viewer bookmarked, pinned, favourited, boosted: one query."""
+        marks = {"b": self.bookmarked, "p": self.pinned, "f": self.favourited, "r": self.reblogged}
+        for kind, post_id in await _run(session, "marks", post_ids, me=me):
+            marks[kind].add(post_id)
 
     async def _load_polls(self, session: AsyncSession, post_ids: list[int]) -> None:
         """Polls of the page, their tallies and the viewer's votes: at most three queries."""
@@ -216,6 +297,10 @@ class StatusBatch:
         now = dt.datetime.now(dt.UTC)
         expired = poll.closed_at is not None or poll.expires_at <= now
         tally = self.tallies.get(poll.id, {})
+        voters: int | None = self.voters.get(poll.id, 0)
+        if poll.remote_counts is not None:  # a partner's poll: the counts its origin announces
+            tally = dict(enumerate(poll.remote_counts))
+            voters = poll.remote_voters if poll.remote_voters is not None or poll.multiple else sum(tally.values())
         show = expired or not poll.hide_totals
         own = sorted(self.own_votes.get(poll.id, []))
         return {
@@ -224,7 +309,7 @@ class StatusBatch:
             "expired": expired,
             "multiple": bool(poll.multiple),
             "votes_count": sum(tally.values()),
-            "voters_count": self.voters.get(poll.id, 0),
+            "voters_count": voters,
             "options": [{"title": title, "votes_count": tally.get(i, 0) if show else None}
                         for i, title in enumerate(poll.options)],
             "emojis": [],
@@ -244,14 +329,20 @@ class StatusBatch:
             return data
         return self._render_original(post)
 
+    def account(self, actor_id: int) -> dict[str, Any]:
+        """The Account entity of a loaded actor, rendered once per batch (a village boosts many posts)."""
+        found = self.accounts.get(actor_id)
+        if found is None:
+            found = self.accounts[actor_id] = account_to_api(self.actors[actor_id], self.base_url)
+        return found
+
     def _shell(self, post: Post) -> dict[str, Any]:
-        author = self.actors[post.author_id]
         return {
             "id": str(post.id),
             "uri": post.uri,
             "url": post.url or post.uri,
             "created_at": iso(post.created_at),
-            "account": account_to_api(author, self.base_url),
+            "account": self.account(post.author_id),
             "content": "",
             "visibility": post.visibility,
             "sensitive": False,
@@ -286,7 +377,7 @@ class StatusBatch:
         for actor_id in self.mentions.get(post.id, []):
             actor = self.actors.get(actor_id)
             if actor is not None:
-                mentions.append({"id": str(actor.id), "username": actor.username, "acct": actor.acct(),
+                mentions.append({"id": str(actor.id), "username": actor.username, "acct": acct_of(actor),
                                  "url": actor.url or actor.uri})
         app = self.apps.get(post.application_id) if post.application_id else None
         data.update({
@@ -308,7 +399,8 @@ class StatusBatch:
             "reblogged": post.id in self.reblogged,
             "bookmarked": post.id in self.bookmarked,
             "pinned": post.id in self.pinned,
-            "media_attachments": [media_to_api(m, self.base_url) for m in self.media.get(post.id, [])],
+            "media_attachments": [media_to_api(m, self.base_url) if m.remote_url is None else remote_media_to_api(m)
+                                  for m in self.media.get(post.id, [])],
             "poll": self.render_poll(self.polls[post.id]) if post.id in self.polls else None,
         })
         return data
