@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 
-# Verifying against this keeps the time of a login with an unknown name equal to a wrong password.
-_DUMMY = _hasher.hash("not a password of anyone")
+
+@functools.cache
+def _dummy() -> str:
+    """Verifying against this keeps the time of a login with an unknown name equal to a wrong password
+    (made at the first login, not at start-up: a hash takes half a second)."""
+    return _hasher.hash("not a password of anyone")
 
 
 def hash_password(password: str) -> str:
@@ -17,6 +23,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
