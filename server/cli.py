@@ -98,7 +98,8 @@ async def _with_database(url: str, work: Work[T]) -> T:
 def run_with_database(settings: Settings, work: Work[T]) -> T:
     """Open (create or migrate) the database, run `work(sessionmaker)`, close the database."""
     with operator_errors():
-        return asyncio.run(_with_database(settings.database.url, work))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(_with_database(settings.database.url, work))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,12 +138,22 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     with operator_errors():
         web.run_app(create_app(settings), host=host, port=port, print=announce, shutdown_timeout=5,
-                    access_log=None, handle_signals=True)
+                    access_log=None, handle_signals=True, loop=new_event_loop())
     logging.getLogger("voisinage").info("stopped")
 
 
 async def _noop(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     return None
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (not on Windows): its sockets and scheduling are faster than
+    asyncio's own loop, which serves otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @cli.command()
