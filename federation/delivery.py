@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.instance import Instance
-from voisinage.models.queue import DONE, FAILED, claim_due
+from voisinage.models.queue import DONE, FAILED, LEASE, claim_due
 
 from . import retry
 from .context import FederationContext
@@ -29,7 +30,6 @@ from .transport import DeliveryResult, FetchError
 
 log = logging.getLogger("voisinage.federation.delivery")
 
-LEASE = dt.timedelta(minutes=5)
 BATCH = 20
 HEADERS = {"Content-Type": "application/activity+json"}
 

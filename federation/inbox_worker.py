@@ -13,10 +13,11 @@ import logging
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
+
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session
 from voisinage.models.inbox_item import InboxItem
-from voisinage.models.queue import DONE, FAILED, PENDING, claim_due
+from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
 
 from . import retry
 from .actors import ApParseError, NotPartner, UnknownActor
@@ -27,7 +28,6 @@ from .transport import FetchError
 
 log = logging.getLogger("voisinage.federation.inbox_worker")
 
-LEASE = dt.timedelta(minutes=5)
 BATCH = 20
 
 

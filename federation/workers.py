@@ -1,8 +1,10 @@
 """Background workers: the inbox queue and the delivery queue, as one cleanup context of the app.
 
 `workers_ctx(app)` runs both loops while the app runs (short sleeps when idle; `wake(app)` ends a
-sleep early). On shutdown the loops stop claiming and give back the rows they hold. `drain(ctx)`
-processes both queues until nothing is due: tests call it instead of waiting.
+sleep early), and a heartbeat that renews the leases of the rows they hold (models/queue.py), so a
+process that dies stops holding them within one lease. On shutdown the loops stop claiming, get a
+moment to finish what is in flight, and give back the rows they still hold. `drain(ctx)` processes
+both queues until nothing is due: tests call it instead of waiting.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import update
 from voisinage.models.db import write_session
 from voisinage.models.delivery import Delivery
 from voisinage.models.inbox_item import InboxItem
+from voisinage.models.queue import HEARTBEAT_SECONDS, LEASE, renew_claims
 
 from . import delivery, inbox_worker
 from .context import FEDERATION, FederationContext
@@ -26,6 +29,7 @@ from .local_keys import get_instance_actor
 log = logging.getLogger("voisinage.federation.workers")
 
 IDLE_SLEEP = 0.5
+STOP_GRACE = 2.0  # seconds in-flight work may take to finish on shutdown before it is cancelled
 MAX_DRAIN_ROUNDS = 1000
 _INSTANCE_READY = "\x00instance-actor-ready"
 WAKE = web.AppKey("federation_wake", asyncio.Event)
@@ -82,6 +86,26 @@ class Workers:
                     await asyncio.wait_for(self.wake.wait(), IDLE_SLEEP)
                 self.wake.clear()
 
+    async def heartbeat(self) -> None:
+        """Renew the leases of the rows still held, until stopped; a failed round is tried again."""
+        while not self.stopping:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("renewing claims failed; retrying")
+
+    async def renew(self) -> None:
+        held = ((InboxItem, set(self.held_items)), (Delivery, set(self.held_deliveries)))
+        if not any(ids for _, ids in held):
+            return
+        now = delivery.now_of(self.ctx)
+        async with write_session(self.ctx.sessionmaker) as session:
+            for model, ids in held:
+                await renew_claims(session, model, ids, lease=LEASE, now=now)
+
     async def release(self) -> None:
         """Give back every row still claimed (their lease ends now)."""
         await inbox_worker.release(self.ctx, set(self.held_items))
@@ -101,18 +125,22 @@ async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: a
     workers = Workers(ctx, wake_event or asyncio.Event())
     tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items)),
              asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries))]
+    beat = asyncio.create_task(workers.heartbeat())
     await stop.wait()
     workers.stopping = True
-    for task in tasks:
+    workers.wake.set()
+    await asyncio.wait(tasks, timeout=STOP_GRACE)  # a delivery cut off mid-POST would be sent again
+    for task in (*tasks, beat):
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*tasks, beat, return_exceptions=True)
     await workers.release()
 
 
 async def release_stale_claims(ctx: FederationContext) -> None:
     """On SQLite one process serves the instance, so at its start every claim is a dead process's
     (kill -9): give them back now instead of waiting for their leases to end. Never on PostgreSQL,
-    where other live processes may hold claims."""
+    where other live processes may hold claims: there a dead process's claims, no longer renewed by
+    its heartbeat, are due again for any process within one lease (models/queue.py)."""
     bind = ctx.sessionmaker.kw.get("bind")
     if bind is None or bind.dialect.name != "sqlite":
         return

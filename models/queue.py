@@ -1,13 +1,18 @@
 """Durable work rows: the fields every queue shares, and claiming due rows safely across processes.
 
 PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED` so several workers on several machines never take the
-same row. SQLite (one server process): one atomic `UPDATE ... RETURNING`. A claim is a lease
-(`locked_until`): a worker that dies (kill -9) leaves rows that become due again when the lease ends.
+same row. SQLite (one server process): one atomic `UPDATE ... RETURNING`. A claim is a short lease
+(`locked_until`, LEASE) that the live worker renews while it still holds the row (`renew_claims`, its
+heartbeat): a worker that dies (kill -9) stops renewing, and its rows are due again for any process
+within one lease. `$VOISINAGE_TEST_LEASE_SECONDS` shortens the lease for tests of real processes; it
+is not a config key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import Integer, String, Text, or_, select, update
@@ -21,6 +26,15 @@ DONE = "done"
 FAILED = "failed"  # permanently: no more attempts
 
 Q = TypeVar("Q", bound="QueueMixin")
+
+
+def _lease() -> dt.timedelta:
+    seconds = float(os.environ.get("VOISINAGE_TEST_LEASE_SECONDS") or 60)
+    return dt.timedelta(seconds=max(seconds, 0.5))
+
+
+LEASE = _lease()
+HEARTBEAT_SECONDS = LEASE.total_seconds() / 4  # a holder renews well before its lease ends
 
 
 class QueueMixin:
@@ -46,3 +60,19 @@ async def claim_due(session: AsyncSession, model: type[Q], *, limit: int, lease:
             .values(locked_until=now + lease).returning(model)
             .execution_options(synchronize_session=False))
     return list((await session.scalars(stmt)).all())
+
+
+async def renew_claims(session: AsyncSession, model: type[Q], ids: Iterable[int], *, lease: dt.timedelta,
+                       now: dt.datetime | None = None) -> int:
+    """Extend to `now + lease` the claims on `ids` that are still pending and held; the caller commits.
+
+    A row already finished or given back (`locked_until` NULL) is left alone."""
+    wanted = list(ids)
+    if not wanted:
+        return 0
+    now = now or utcnow()
+    stmt = (update(model).where(model.id.in_(wanted), model.state == PENDING,  # type: ignore[attr-defined]
+                                model.locked_until.is_not(None))  # type: ignore[attr-defined]
+            .values(locked_until=now + lease).execution_options(synchronize_session=False))
+    result = await session.execute(stmt)
+    return result.rowcount or 0

@@ -5,66 +5,17 @@ the client API and federated by A itself, arriving in the home timeline of a res
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import select
 
-from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.delivery import Delivery
 from voisinage.models.follow import ACCEPTED, Follow
-from voisinage.models.oauth import Application, Token, token_digest
-from voisinage.server.services import registration, villages
 
-from ..rig import cast
-from ..rig.process import ServeProcess, cli, free_port, write_config
-
-
-def in_db(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        engine, sessionmaker = await db.open_database(url)
-        try:
-            return await work(sessionmaker)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def add_resident(url: str, base_url: str, username: str) -> str:
-    """Register `username` in north on the instance of `url` and return a read/write/follow token."""
-
-    async def work(sessionmaker: Any) -> str:
-        async with db.write_session(sessionmaker) as session:
-            code = (await villages.generate_codes(session, "north", 1, 4))[0].code
-            actor = await registration.register_resident(session, base_url, registration.NewResident(
-                code=code, display_name=username.title(), email=f"{username}@example.org",
-                password=cast.PASSWORD, username=username))
-            token = secrets.token_urlsafe(32)
-            app = Application(name="t", client_id=secrets.token_hex(8), client_secret=secrets.token_hex(8),
-                              redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
-            session.add(app)
-            await session.flush()
-            session.add(Token(token_hash=token_digest(token), application_id=app.id, actor_id=actor.id,
-                              scopes="read write follow"))
-        return token
-
-    return in_db(url, work)
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 45.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from ..rig.process import ServeProcess, add_resident, cli, free_port, in_db, wait_for, write_config
 
 
 def test_two_serve_processes_federate(pair_urls: tuple[str, str], tmp_path: Path) -> None:

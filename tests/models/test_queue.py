@@ -1,14 +1,17 @@
-"""Claiming durable work: two concurrent claimers never take the same row; leases expire."""
+"""Claiming durable work: two concurrent claimers never take the same row; leases expire unless renewed."""
 
 import asyncio
 import datetime as dt
+import os
 
 import pytest
+from sqlalchemy import update
+
 from voisinage.models import db
 from voisinage.models.base import utcnow
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.instance import normalize_host
-from voisinage.models.queue import claim_due
+from voisinage.models.queue import DONE, HEARTBEAT_SECONDS, LEASE, claim_due, renew_claims
 from voisinage.models.resident import Resident  # noqa: F401
 
 
@@ -66,3 +69,34 @@ def test_hosts_are_normalized_exactly(raw, expected):
 def test_bad_hosts_are_refused(raw):
     with pytest.raises(ValueError):
         normalize_host(raw)
+
+
+async def test_a_renewed_claim_outlives_its_lease_and_finished_rows_are_not_renewed(rig):
+    sm = rig.sessionmaker
+    await _fill(sm, rig["alder"].actor_id, 3)
+    lease = dt.timedelta(seconds=60)
+    start = utcnow()
+    async with db.write_session(sm) as session:
+        held = await claim_due(session, Delivery, limit=10, lease=lease, now=start)
+    finished, given_back, kept = held
+    async with db.write_session(sm) as session:
+        await session.execute(update(Delivery).where(Delivery.id == finished.id).values(state=DONE, locked_until=None))
+        await session.execute(update(Delivery).where(Delivery.id == given_back.id).values(locked_until=None))
+    beat = start + dt.timedelta(seconds=50)  # the heartbeat, before the lease ends
+    async with db.write_session(sm) as session:
+        renewed = await renew_claims(session, Delivery, [d.id for d in held], lease=lease, now=beat)
+    assert renewed == 1
+    rows = {d.id: d for d in await rig.rows(Delivery)}
+    assert rows[kept.id].locked_until == beat + lease
+    assert rows[finished.id].locked_until is None and rows[given_back.id].locked_until is None
+    async with db.write_session(sm) as session:  # past the first lease: the renewed claim still holds
+        again = await claim_due(session, Delivery, limit=10, lease=lease, now=start + dt.timedelta(seconds=70))
+    assert [d.id for d in again] == [given_back.id]
+    async with db.write_session(sm) as session:  # no more heartbeat (the holder died): back after its lease
+        late = await claim_due(session, Delivery, limit=10, lease=lease, now=beat + lease + dt.timedelta(seconds=1))
+    assert [d.id for d in late] == [kept.id]
+
+
+def test_the_lease_is_short_and_only_a_test_environment_variable_changes_it():
+    assert LEASE == dt.timedelta(seconds=60) or "VOISINAGE_TEST_LEASE_SECONDS" in os.environ
+    assert HEARTBEAT_SECONDS < LEASE.total_seconds() / 2

@@ -57,6 +57,7 @@ class Receiver:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             app = web.Application(client_max_size=2 * 1024 * 1024)
             app.router.add_post("/{tail:.*}", self._post)
@@ -67,6 +68,10 @@ class Receiver:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
+            pending = asyncio.all_tasks(loop)  # handlers still sleeping on `delay`
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, daemon=True)

@@ -1,21 +1,19 @@
 """Reliability promises of SECURITY.md, against real `voisinage serve` processes and loopback partners.
 
-- kill -9 in the middle of a fan-out loses no delivery (SQLite: the heavy process test runs on one
-  engine to keep the suite fast; the claim code it relies on is tested on both in tests/models);
+- kill -9 in the middle of a fan-out loses no delivery, on both engines (on PostgreSQL the dead
+  process's claims come back when their lease ends, shortened here by `lease_env`);
 - a receiver that is down (refused, then 503, then hanging past the timeout) gets everything once it
   is back (in-process worker with the context's controllable clock, both engines);
-- SIGTERM: a request in flight finishes with 200, the workers give back their claims, exit code 0.
+- SIGTERM: a request in flight finishes with 200, the workers give back their claims, exit code 0
+  (both engines, with the production lease, so a claim left behind would still be held).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import secrets
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +30,13 @@ from voisinage.models.actor import Actor
 from voisinage.models.delivery import Delivery
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.instance import Instance
-from voisinage.models.oauth import Application, Token, token_digest
 from voisinage.models.queue import DONE, PENDING
-from voisinage.server.services import registration, villages
 
-from ..rig import cast
-from ..rig.process import ServeProcess, cli, free_port, write_config
+from ..rig.process import ServeProcess, add_resident_in, cli, free_port, in_db, lease_env, wait_for, write_config
+from ..rig.process import post as post_status
 from .receiver import Receiver
 
 REPORT: dict[str, Any] = {}  # figures the report quotes (duplicates seen, ...)
-
-
-def in_db(url: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        engine, sessionmaker = await db.open_database(url)
-        try:
-            return await work(sessionmaker)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def seed(url: str, base_url: str, receivers: list[Receiver]) -> str:
@@ -59,17 +44,7 @@ def seed(url: str, base_url: str, receivers: list[Receiver]) -> str:
 
     async def work(sessionmaker: Any) -> str:
         async with db.write_session(sessionmaker) as session:
-            code = (await villages.generate_codes(session, "north", 1, 4))[0].code
-            alder = await registration.register_resident(session, base_url, registration.NewResident(
-                code=code, display_name="Alder", email="alder@example.org", password=cast.PASSWORD,
-                username="alder"))
-            token = secrets.token_urlsafe(32)
-            app = Application(name="t", client_id=secrets.token_hex(8), client_secret=secrets.token_hex(8),
-                              redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
-            session.add(app)
-            await session.flush()
-            session.add(Token(token_hash=token_digest(token), application_id=app.id, actor_id=alder.id,
-                              scopes="read write follow"))
+            alder, token = await add_resident_in(session, base_url, "alder")
             for r in receivers:
                 base = f"http://{r.host}"
                 remote = Actor(username="fan", domain=r.host, uri=f"{base}/users/fan", inbox_uri=f"{base}/users/fan/inbox",
@@ -91,15 +66,6 @@ def deliveries(url: str) -> list[Delivery]:
     return in_db(url, work)
 
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 40.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def instance(tmp_path: Path, url: str, receivers: list[Receiver]) -> tuple[ServeProcess, str]:
     port = free_port()
     config = write_config(tmp_path, url, port)
@@ -111,10 +77,7 @@ def instance(tmp_path: Path, url: str, receivers: list[Receiver]) -> tuple[Serve
 
 
 def post(serve: ServeProcess, token: str, text: str) -> str:
-    response = requests.post(f"{serve.url}/api/v1/statuses", json={"status": text, "visibility": "public"},
-                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()["uri"]
+    return post_status(serve.url, token, text)["uri"]
 
 
 @pytest.fixture
@@ -125,20 +88,22 @@ def receivers() -> Any:
         r.stop()
 
 
-def test_kill_9_during_fan_out_loses_no_delivery(databases: Any, tmp_path: Path, receivers: list[Receiver]) -> None:
-    url = databases.sqlite()
+LEASE_SECONDS = 3.0  # the kill -9 test's lease: renewed every 0.75 s while held, back 3 s after a death
+
+
+def test_kill_9_during_fan_out_loses_no_delivery(db_url: str, tmp_path: Path, receivers: list[Receiver]) -> None:
+    url = db_url
     serve, token = instance(tmp_path, url, receivers)
+    serve.env = lease_env(LEASE_SECONDS)
     for r in receivers:
-        r.delay = 1.5  # deliveries stay in flight
+        r.delay = 1.5  # deliveries stay in flight (longer than a heartbeat: their claims are renewed)
     serve.start()
     uris = [post(serve, token, f"Annonce {i}: marché samedi") for i in range(6)]
     # every delivery row exists as soon as the API answered (same transaction as the post)
     rows = deliveries(url)
     assert len(rows) == len(uris) * len(receivers)
     wait_for(lambda: sum(sum(r.raw.values()) for r in receivers) >= 3, "deliveries in flight", 20)
-    serve.proc.send_signal(signal.SIGKILL)
-    serve.proc.wait(10)
-    serve.log.close()
+    serve.kill()
     after_kill = deliveries(url)
     unfinished = [d for d in after_kill if d.state != DONE]
     assert unfinished, "the kill came too late to test anything"
@@ -146,10 +111,11 @@ def test_kill_9_during_fan_out_loses_no_delivery(databases: Any, tmp_path: Path,
     claimed = [d for d in unfinished if d.locked_until is not None]
     assert claimed  # claimed by the process that died
     # On SQLite the restarted server gives back the dead process's claims at once (one process per
-    # instance); on PostgreSQL they come back when their lease ends (tests/models/test_queue.py).
+    # instance); on PostgreSQL, where other processes may be alive, they come back when their lease
+    # ends, since no heartbeat renews them any more.
     for r in receivers:
         r.delay = 0
-    serve = ServeProcess(serve.config, serve.port).start()
+    serve = ServeProcess(serve.config, serve.port, lease_env(LEASE_SECONDS)).start()
     try:
         wait_for(lambda: all(r.stored_objects() >= set(uris) for r in receivers), "every post on every receiver")
         wait_for(lambda: all(d.state == DONE for d in deliveries(url)), "every delivery row done")
@@ -230,9 +196,9 @@ async def test_receiver_down_refused_then_503_then_timeout_gets_everything_when_
 
 # -- SIGTERM ---------------------------------------------------------------------------------------
 
-def test_sigterm_finishes_requests_and_releases_claims(databases: Any, tmp_path: Path,
+def test_sigterm_finishes_requests_and_releases_claims(db_url: str, tmp_path: Path,
                                                        receivers: list[Receiver]) -> None:
-    url = databases.sqlite()
+    url = db_url
     serve, token = instance(tmp_path, url, receivers)
     for r in receivers:
         r.delay = 8.0  # deliveries are in flight (claimed) when SIGTERM comes
