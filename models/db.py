@@ -7,12 +7,15 @@ instead of failing on a lock upgrade. PostgreSQL needs none of this.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -113,24 +116,93 @@ async def needs_migration(engine: AsyncEngine) -> bool:
         return await conn.run_sync(current) != heads
 
 
+# A process holds its node while it renews `seen_at`; a row unseen for NODE_TTL is a dead process's.
+NODE_TTL = dt.timedelta(minutes=10)
+NODE_RENEW_SECONDS = 60.0
+NODES = 1 << ids.NODE_BITS
+
+
 async def claim_node(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
-    """Take a fresh node number for this process's ids (see models/ids.py)."""
+    """Take a node number no live process holds, for this process's ids (see models/ids.py); returns
+    the id_nodes row, which `renew_node` keeps alive. Claims are serialised (SQLite's write lock,
+    PostgreSQL's table lock), so two processes starting at once never take the same node."""
+    from .base import utcnow
     from .meta import IdNode
 
     async with write_session(sessionmaker) as session:
-        result = await session.execute(insert(IdNode).returning(IdNode.id))
-        node = int(result.scalar_one())
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("LOCK TABLE id_nodes IN EXCLUSIVE MODE"))
+        now = utcnow()
+        await session.execute(delete(IdNode).where(IdNode.created_at < now - dt.timedelta(days=1),
+                                                   (IdNode.seen_at.is_(None)) | (IdNode.seen_at < now - NODE_TTL)))
+        held = set(await session.scalars(select(IdNode.node).where(
+            IdNode.node.is_not(None), IdNode.seen_at >= now - NODE_TTL)))
+        free = [n for n in range(NODES) if n not in held]
+        if not free:
+            raise RuntimeError(f"all {NODES} id nodes are held by live processes")
+        node = free[0]
+        row = (await session.execute(insert(IdNode).values(node=node, seen_at=now, created_at=now)
+                                     .returning(IdNode.id))).scalar_one()
     ids.set_node(node)
-    return node
+    return int(row)
+
+
+async def renew_node(sessionmaker: async_sessionmaker[AsyncSession], row_id: int) -> None:
+    """Keep holding this process's node (call every NODE_RENEW_SECONDS)."""
+    from .base import utcnow
+    from .meta import IdNode
+
+    async with write_session(sessionmaker) as session:
+        await session.execute(update(IdNode).where(IdNode.id == row_id).values(seen_at=utcnow()))
+
+
+async def release_node(sessionmaker: async_sessionmaker[AsyncSession], row_id: int) -> None:
+    """Give the node back at a clean stop (a killed process's node returns after NODE_TTL)."""
+    from .meta import IdNode
+
+    async with write_session(sessionmaker) as session:
+        await session.execute(update(IdNode).where(IdNode.id == row_id).values(seen_at=None))
+
+
+@contextlib.asynccontextmanager
+async def keeping_node(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """Renew the node `open_database` claimed while the block runs, and give it back at the end. A
+    process that lives longer than NODE_TTL (serve, worker, a long seed) must run inside this."""
+    row_id = (sessionmaker.kw.get("info") or {}).get(NODE_ROW)
+    if row_id is None:
+        yield
+        return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(NODE_RENEW_SECONDS)
+            try:
+                await renew_node(sessionmaker, row_id)
+            except Exception:  # a database hiccup: try again at the next beat
+                logging.getLogger("voisinage.ids").warning("could not renew the id node", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await release_node(sessionmaker, row_id)
+
+
+NODE_ROW = "id_node_row"  # key of the claimed id_nodes row in the sessionmaker's `info`
 
 
 async def open_database(url: str, *, migrate_first: bool = True) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
-    """Engine + sessionmaker, migrated and with this process's id node claimed."""
+    """Engine + sessionmaker, migrated and with this process's id node claimed (see `keeping_node`)."""
     engine = make_engine(url)
     if migrate_first and await needs_migration(engine):
         await migrate(engine)
     sessionmaker = make_sessionmaker(engine)
-    await claim_node(sessionmaker)
+    row_id = await claim_node(sessionmaker)
+    sessionmaker.configure(info={**(sessionmaker.kw.get("info") or {}), NODE_ROW: row_id})
     return engine, sessionmaker
 
 

@@ -115,7 +115,7 @@ class EventBus:
 
 def bind_bus(session_factory: Any, bus: EventBus) -> None:
     """Make sessions from this factory deliver queued events to `bus` when they commit."""
-    session_factory.configure(info={"event_bus": bus})
+    session_factory.configure(info={**(session_factory.kw.get("info") or {}), "event_bus": bus})
 
 
 async def queue_event(session: AsyncSession, event: Event) -> None:

@@ -2,7 +2,8 @@
 
 Layout (as Mastodon's snowflakes, sortable as numbers): milliseconds since the Unix epoch in the high
 bits, then 8 bits of node number, then an 8-bit sequence. Each process takes its node number from the
-database (`id_nodes`, see `models.db.claim_node`), so two processes never mint the same id.
+database (`id_nodes`, see `models.db.claim_node`): no two live processes hold the same node, so two
+processes never mint the same id.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import threading
 import time
 
-_NODE_BITS = 8
+NODE_BITS = 8
 _SEQ_BITS = 8
-_LOW_BITS = _NODE_BITS + _SEQ_BITS
+_LOW_BITS = NODE_BITS + _SEQ_BITS
 
 
 class IdGenerator:
     """Mints ids for one process; thread-safe, never repeats even when the clock steps back."""
 
     def __init__(self, node: int = 0) -> None:
-        self.node = node % (1 << _NODE_BITS)
+        self.node = node % (1 << NODE_BITS)
         self._last_ms = 0
         self._seq = 0
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@ Idempotency-Key results."""
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from sqlalchemy import ForeignKey, Integer, String, Text, delete, select
@@ -22,11 +23,14 @@ class MetaValue(Base):
 
 
 class IdNode(TimestampMixin, Base):
-    """One row per process start: its id (mod 256) is the node part of the ids the process mints."""
+    """One row per process start: `node` is the node part of the ids the process mints, held while the
+    process renews `seen_at` (`models.db.claim_node`); no two live processes hold the same node."""
 
     __tablename__ = "id_nodes"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[int | None] = mapped_column(Integer)
+    seen_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class RateCounter(Base):

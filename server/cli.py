@@ -90,7 +90,8 @@ async def _with_database(url: str, work: Work[T]) -> T:
         shown = make_url(url).render_as_string(hide_password=True)
         raise DatabaseUnavailable(f"cannot open the database {shown}: {first_line(exc)}") from None
     try:
-        return await work(sessionmaker)
+        async with db.keeping_node(sessionmaker):
+            return await work(sessionmaker)
     finally:
         await engine.dispose()
 
