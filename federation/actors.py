@@ -9,6 +9,10 @@ it was fetched from, an actor type and an inbox; everything else is optional, si
 * GoToSocial: keyId `<actor>/main-key` (a path, not a fragment), served as its own document.
 * bovine: opaque ids (`/endpoints/<token>`), keyId `#serverKey`, no followers, no shared inbox.
 * Lemmy: communities are `Group` actors with `attributedTo`/`moderators`, `endpoints.sharedInbox`.
+
+Profiles: `name` is plain text (custom emoji shortcodes such as `:blobcat:` stay text), `summary` is
+HTML cleaned by the one allow-list, and `attachment` PropertyValues become the account's fields
+(name plain text, value cleaned HTML).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "NotPartner",
     "RemoteActorFields",
     "UnknownActor",
+    "clean_text",
     "get_remote_actor",
     "parse_actor",
     "proof_key_for",
@@ -49,6 +54,14 @@ MAX_DISPLAY_NAME = 200
 MAX_USERNAME = 64
 MAX_NOTE = 20_000
 MAX_URL = 512
+MAX_FIELDS = 4  # Mastodon's profile field limit (Account::DEFAULT_FIELDS_SIZE)
+MAX_FIELD_TEXT = 2047  # Mastodon's Account::Field limit for remote accounts
+# PropertyValue as peers write it: compacted, or with the schema.org IRI when their context does not
+# map it (JSON-LD processors that expand the term).
+PROPERTY_VALUE = {"PropertyValue", "schema:PropertyValue", "http://schema.org#PropertyValue",
+                  "http://schema.org/PropertyValue", "https://schema.org/PropertyValue"}
+_VALUE_KEYS = ("value", "schema:value", "http://schema.org#value", "http://schema.org/value")
+_CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 # Keyed by verificationMethod id: Ed25519 keys from actors' `assertionMethod` (FEP-521a).
 _PROOF_PREFIX = "proof:"
 
@@ -87,6 +100,7 @@ class RemoteActorFields:
     public_key_pem: str | None
     key_id: str | None
     multikeys: dict[str, str]  # verificationMethod id -> publicKeyMultibase
+    fields: list[dict[str, Any]]  # {"name": text, "value": cleaned HTML, "verified_at": None}
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -107,8 +121,34 @@ def _url_or_none(value: Any) -> str | None:
     return None
 
 
+def clean_text(value: Any, limit: int) -> str:
+    """Plain text from a peer: control characters (NUL included, which PostgreSQL refuses) removed,
+    stripped, at most `limit` characters; "" for anything but a string."""
+    if not isinstance(value, str):
+        return ""
+    return value[:limit * 2].translate(_CONTROL).strip()[:limit]
+
+
 def _text(value: Any, limit: int) -> str:
-    return value.strip()[:limit] if isinstance(value, str) else ""
+    """One line of plain text (display names): line breaks and tabs become spaces."""
+    return " ".join(clean_text(value, limit * 2).split())[:limit] if isinstance(value, str) else ""
+
+
+def _fields_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The profile fields: `attachment` PropertyValues (Mastodon, GoToSocial, Akkoma), at most MAX_FIELDS."""
+    found: list[dict[str, Any]] = []
+    for item in as_list(doc.get("attachment")):
+        if not isinstance(item, dict) or not types_of(item) & PROPERTY_VALUE:
+            continue
+        name = _text(item.get("name"), MAX_FIELD_TEXT)
+        value = next((item[k] for k in _VALUE_KEYS if isinstance(item.get(k), str)), None)
+        if not name or not isinstance(value, str):
+            continue
+        found.append({"name": name, "value": sanitize(value.translate(_CONTROL)[:MAX_FIELD_TEXT]),
+                      "verified_at": None})
+        if len(found) == MAX_FIELDS:
+            break
+    return found
 
 
 def _kind_of(doc: dict[str, Any]) -> str:
@@ -198,12 +238,12 @@ def parse_actor(doc: dict[str, Any], uri: str) -> RemoteActorFields:
         followers_uri=_same_host_or_none(doc.get("followers"), uri),
         url=_url_or_none(doc.get("url")),
         display_name=_text(doc.get("name"), MAX_DISPLAY_NAME),
-        note=sanitize(_text(doc.get("summary"), MAX_NOTE)),
+        note=sanitize(clean_text(doc.get("summary"), MAX_NOTE)),
         avatar_url=_url_or_none(doc.get("icon")), header_url=_url_or_none(doc.get("image")),
         locked=locked is True,
         discoverable=discoverable is not False,
         bot=kind in (SERVICE, APPLICATION),
-        public_key_pem=pem, key_id=key_id, multikeys=_multikeys_of(doc, uri),
+        public_key_pem=pem, key_id=key_id, multikeys=_multikeys_of(doc, uri), fields=_fields_of(doc),
     )
 
 
@@ -214,7 +254,7 @@ def _apply(actor: Actor, fields: RemoteActorFields, domain: str, now: dt.datetim
     actor.uri, actor.domain, actor.kind, actor.username = fields.uri, domain, fields.kind, fields.username
     actor.inbox_uri, actor.shared_inbox_uri = fields.inbox_uri, fields.shared_inbox_uri
     actor.outbox_uri, actor.followers_uri, actor.url = fields.outbox_uri, fields.followers_uri, fields.url
-    actor.display_name, actor.note = fields.display_name, fields.note
+    actor.display_name, actor.note, actor.fields = fields.display_name, fields.note, fields.fields
     actor.avatar_url, actor.header_url = fields.avatar_url, fields.header_url
     actor.locked, actor.discoverable, actor.bot = fields.locked, fields.discoverable, fields.bot
     actor.public_key_pem, actor.key_id = fields.public_key_pem, fields.key_id

@@ -11,6 +11,10 @@ Who receives a local post (DESIGN.md "Visibility"):
 - private: Create to the author's remote followers and mentioned remote actors;
 - direct: Create to the mentioned remote actors only;
 - unlisted: nothing, ever (it stays in its village).
+
+A partner's public note in the thread of one of our villages is relayed by that village (FEP-1b12,
+`publish_relay`); a resident's boost of a public post is announced only to instances in the original's
+audience (`publish_boost`: a boost never widens); profile edits send Update{Person}.
 """
 
 from __future__ import annotations
@@ -21,18 +25,21 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from voisinage.models.actor import Actor
+from voisinage.models.actor import GROUP, Actor
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.instance import Instance
 from voisinage.models.interaction import Favourite
+from voisinage.models.poll import Poll, PollVote
 from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, Mention, Post, PostTag
+from voisinage.models.village import Village
 
 from . import to_ap
 from .context import FederationContext
 from .local_keys import ensure_local_keys
 from .partners import host_of
+from .serving import get_moderators
 
 
 async def publish(session: AsyncSession, ctx: FederationContext, activity: dict[str, Any], signer: Actor,
@@ -289,6 +296,109 @@ async def publish_undo_like(session: AsyncSession, ctx: FederationContext, favou
     await publish(session, ctx, to_ap.undo_of(like, actor), actor, inboxes_of([author]))
 
 
+# -- relays, boosts and profile updates -------------------------------------------------------
+
+
+def _host(url: str) -> str | None:
+    try:
+        return host_of(url)
+    except ValueError:
+        return None
+
+
+async def publish_relay(session: AsyncSession, ctx: FederationContext, village: Actor, obj: dict[str, Any],
+                        origin_host: str, published: str, announce_uri: str | None = None) -> None:
+    """FEP-1b12: one of our villages announces what a partner sent into its thread (a Note, or the
+    Update or Delete of one, as received) to its followers on every instance but the origin's."""
+    inboxes = [i for i in inboxes_of(await remote_followers(session, village.id)) if _host(i) != origin_host]
+    if inboxes:
+        await publish(session, ctx, to_ap.relay_of(village, obj, published, announce_uri), village, inboxes)
+
+
+async def _audience_hosts(session: AsyncSession, post: Post) -> set[str]:
+    """The partner hosts in a public post's audience: those it was delivered to when it is ours;
+    otherwise its author's and its village's, and for a thread of one of our villages that
+    village's followers' (it relayed the post to them)."""
+    if post.local:
+        _, announce, create = await post_recipients(session, post)
+        inboxes = [*announce, *create]
+    else:
+        author, group = await _load(session, post.author_id), await _load(session, post.audience_id)
+        inboxes = [a.uri for a in (author, group) if a is not None and not a.local]
+        if group is not None and group.local:
+            inboxes += inboxes_of(await remote_followers(session, group.id))
+    return {host for host in map(_host, inboxes) if host}
+
+
+async def _boost_parts(session: AsyncSession, boost: Post) -> tuple[Actor, Post, Actor, list[str]] | None:
+    """(booster, original, its author, inboxes) of a resident's boost of a public post.
+
+    A boost never widens an audience (DESIGN.md "Visibility"): the booster's remote followers and the
+    original's remote author receive it only on instances that are in the original's audience.
+    """
+    booster = await _load(session, boost.author_id)
+    original = await session.get(Post, boost.reblog_of_id) if boost.reblog_of_id is not None else None
+    if booster is None or not booster.local or booster.is_group or original is None:
+        return None
+    author = await _load(session, original.author_id)
+    if author is None or original.visibility != PUBLIC:
+        return None
+    candidates = inboxes_of([*await remote_followers(session, booster.id), *([] if author.local else [author])])
+    hosts = await _audience_hosts(session, original) if candidates else set()
+    return booster, original, author, [i for i in candidates if _host(i) in hosts]
+
+
+async def _boost_activity(session: AsyncSession, ctx: FederationContext, boost: Post, booster: Actor,
+                          original: Post, author: Actor, *, embed: bool) -> dict[str, Any]:
+    obj: dict[str, Any] | str = original.uri
+    if embed and original.local:
+        obj, _ = await render_note(session, ctx, original)  # with its proof: receivers need not fetch it
+    audience = await _load(session, original.audience_id)
+    return to_ap.boost_of(booster, obj, boost.uri, author.uri, audience.uri if audience else None,
+                          to_ap.iso(boost.created_at))
+
+
+async def publish_boost(session: AsyncSession, ctx: FederationContext, boost: Post) -> None:
+    """Send a resident's boost (Announce) where it may go (see `_boost_parts`)."""
+    parts = await _boost_parts(session, boost)
+    if parts is None or not parts[3]:
+        return
+    booster, original, author, inboxes = parts
+    activity = await _boost_activity(session, ctx, boost, booster, original, author, embed=True)
+    await publish(session, ctx, activity, booster, inboxes)
+
+
+async def publish_undo_boost(session: AsyncSession, ctx: FederationContext, boost: Post) -> None:
+    """Withdraw a resident's boost (Undo{Announce}) from where it went (call before deleting the row)."""
+    parts = await _boost_parts(session, boost)
+    if parts is None or not parts[3]:
+        return
+    booster, original, author, inboxes = parts
+    announce = await _boost_activity(session, ctx, boost, booster, original, author, embed=False)
+    await publish(session, ctx, to_ap.undo_of(announce, booster), booster, inboxes)
+
+
+async def publish_actor_update(session: AsyncSession, ctx: FederationContext, actor: Actor) -> None:
+    """Send Update of one of our actors' documents (a profile edit) to the instances that follow it,
+    and for a resident also to those that follow its home village (they show its posts)."""
+    if not actor.local:
+        return
+    watchers = await remote_followers(session, actor.id)
+    village_name: str | None = None
+    moderators: list[str] = []
+    if actor.kind == GROUP:
+        village_name = await session.scalar(select(Village.name).where(Village.id == actor.village_id))
+        moderators = await get_moderators(session, actor.village_id)
+    elif actor.village_id is not None:
+        home = await session.scalar(select(Village.actor_id).where(Village.id == actor.village_id))
+        watchers += await remote_followers(session, home) if home is not None else []
+    inboxes = inboxes_of(watchers)
+    if not inboxes:
+        return
+    await ensure_local_keys(session, actor)
+    document = to_ap.actor_to_ap(actor, full=True, village_name=village_name, moderators=moderators)
+    await publish(session, ctx, to_ap.person_update_of(document, actor), actor, inboxes)
+
 
 async def request_follow(session: AsyncSession, ctx: FederationContext, follower: Actor, target: Actor) -> Follow:
     """A local actor asks to follow a remote one: a pending Follow row (live on Accept) and the Follow
@@ -302,3 +412,20 @@ async def request_follow(session: AsyncSession, ctx: FederationContext, follower
     if follow.state != ACCEPTED:
         await publish_follow(session, ctx, follow)
     return follow
+
+
+async def publish_vote(session: AsyncSession, ctx: FederationContext, poll: Poll, voter: Actor) -> None:
+    """Send a resident's vote in a remote poll to the poll's author (its own inbox, as Mastodon does):
+    one Create{Note} per chosen option, id `<voter>#votes/<vote id>`."""
+    author = await session.get(Actor, poll.author_id)
+    question_uri = await session.scalar(select(Post.uri).where(Post.id == poll.post_id))
+    inbox = (author.inbox_uri or author.shared_inbox_uri) if author is not None else None
+    if author is None or author.local or not question_uri or not inbox:
+        return
+    await ensure_local_keys(session, voter)
+    votes = await session.scalars(select(PollVote).where(PollVote.poll_id == poll.id, PollVote.actor_id == voter.id)
+                                  .order_by(PollVote.choice))
+    for vote in votes:
+        activity = to_ap.vote_of(f"{voter.uri}#votes/{vote.id}", voter, question_uri, author.uri,
+                                 poll.options[vote.choice], vote.created_at)
+        await publish(session, ctx, activity, voter, [inbox])

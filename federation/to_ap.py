@@ -215,6 +215,26 @@ def announce_of(group: Actor, note: dict[str, Any], announce_uri: str) -> dict[s
     return _activity("Announce", announce_uri, group, note, addressing_of(note), note.get("published"))
 
 
+def relay_of(group: Actor, obj: dict[str, Any], published: str, announce_uri: str | None = None) -> dict[str, Any]:
+    """FEP-1b12: a village's Announce of what a partner sent into its thread: the Note (the shape
+    Mastodon understands, as for our residents' posts), or the Update/Delete of it, embedded exactly
+    as received so that its FEP-8b32 proof still verifies. Addressed to the village's followers only."""
+    uri = announce_uri or f"{group.uri}#relays/{_digest(obj.get('id'))}"
+    addressing: dict[str, Any] = {"to": [group.followers_uri]} if group.followers_uri else {}
+    return _activity("Announce", uri, group, obj, {**addressing, "audience": group.uri}, published)
+
+
+def boost_of(booster: Actor, obj: dict[str, Any] | str, boost_uri: str, original_author: str,
+             audience: str | None, published: str) -> dict[str, Any]:
+    """A resident's boost: Announce of the original (embedded when it is ours, so it carries its
+    proof; its id otherwise), to the booster's followers and the original's author, in the
+    original's audience."""
+    addressing: dict[str, Any] = {"to": _unique([booster.followers_uri]), "cc": [original_author]}
+    if audience:
+        addressing["audience"] = audience
+    return _activity("Announce", boost_uri, booster, obj, addressing, published)
+
+
 def follow_of(follow_uri: str, follower: Actor, target: Actor) -> dict[str, Any]:
     """Follow of `target` by one of our actors."""
     return _activity("Follow", follow_uri, follower, target.uri, {"to": [target.uri]})
@@ -256,3 +276,15 @@ def person_update_of(actor_doc: dict[str, Any], actor: Actor) -> dict[str, Any]:
     inner = {k: v for k, v in actor_doc.items() if k != "@context"}
     addressing = {"to": [actor.followers_uri]} if actor.followers_uri else {}
     return _activity("Update", f"{actor.uri}#updates/{_digest(inner)}", actor, inner, addressing)
+
+
+def vote_of(vote_uri: str, voter: Actor, question_uri: str, poll_author_uri: str, title: str,
+            published: dt.datetime) -> dict[str, Any]:
+    """A vote in a remote poll as Mastodon sends it: Create{Note} whose `name` is the option's title
+    and `inReplyTo` the Question, addressed to the poll's author only; the Note carries a proof."""
+    note: dict[str, Any] = {
+        "@context": NOTE_CONTEXT, "id": vote_uri, "type": "Note", "name": title, "attributedTo": voter.uri,
+        "to": [poll_author_uri], "inReplyTo": question_uri, "published": iso(published),
+    }
+    note = add_proof(note, ed25519_key_id(voter), ed25519_private_key_of(voter), created=published)
+    return create_of(note, voter)

@@ -1,7 +1,10 @@
 """Polls attached to statuses (a commune consults its residents) and the votes cast in them.
 
-`options` is the list of option titles; `votes` one row per (voter, chosen option). Counts are computed
-from the votes when rendered (one grouped query per page). `closed_at` is set once the end has been
+`options` is the list of option titles; `votes` one row per (voter, chosen option). Counts of our own
+polls are computed from the votes when rendered (one grouped query per page). A poll received from a
+partner (a `Question`) keeps the counts its origin announces in `remote_counts` (one per option) and
+`remote_voters`; the votes of our residents in it are rows too (for `voted`/`own_votes`) and are added
+to those counts when cast, until the origin's next Update{Question} brings the real figures. `closed_at` is set once the end has been
 noticed and the author and voters notified (`server.services.polls.close_expired_polls`).
 """
 
@@ -27,6 +30,23 @@ class Poll(TimestampMixin, Base):
     hide_totals: Mapped[bool] = mapped_column(Boolean, default=False)
     expires_at: Mapped[dt.datetime]
     closed_at: Mapped[dt.datetime | None]
+    remote_counts: Mapped[list[int] | None] = mapped_column(JSON)  # None for our own polls
+    remote_voters: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def remote(self) -> bool:
+        return self.remote_counts is not None
+
+    def count_local_vote(self, choices: list[int]) -> None:
+        """Add a resident's vote in a remote poll to the counts announced by its origin."""
+        if self.remote_counts is None:
+            return
+        counts = list(self.remote_counts)
+        for choice in choices:
+            counts[choice] += 1
+        self.remote_counts = counts  # a new list, so that the JSON column is seen as changed
+        if self.remote_voters is not None:
+            self.remote_voters += 1
 
 
 class PollVote(TimestampMixin, Base):

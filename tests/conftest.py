@@ -22,7 +22,7 @@ from voisinage.server.app import create_app
 from voisinage.server.settings import Settings
 
 from .rig.commune import Commune
-from .rig.pair import Pair, make_pair
+from .rig.pair import Pair, Trio, make_pair, make_trio
 from .rig.pg import PostgresServer
 
 BACKENDS = [b.strip() for b in os.environ.get("VOISINAGE_TEST_DATABASES", "sqlite,postgresql").split(",")
@@ -144,3 +144,17 @@ async def pair(pair_urls: tuple[str, str], aiohttp_client: Any, tmp_path: Path) 
     """a.test (residents alder, birch) and b.test (cedar, dogwood), partners of each other, talking
     through one InProcessTransport (tests/rig/pair.py)."""
     return await make_pair(aiohttp_client, pair_urls[0], pair_urls[1], tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def trio_urls(request: Any, databases: Databases) -> tuple[str, str, str]:
+    """Three fresh databases of the same engine (made outside the event loop)."""
+    make = getattr(databases, request.param)
+    return make(), make(), make()
+
+
+@pytest.fixture
+async def trio(trio_urls: tuple[str, str, str], aiohttp_client: Any, tmp_path: Path) -> Trio:
+    """a.test (alder, birch), b.test (cedar, dogwood) and c.test (elm, fir), every two of them partners
+    (tests/rig/pair.py)."""
+    return await make_trio(aiohttp_client, trio_urls, tmp_path)

@@ -30,11 +30,16 @@ from ..from_ap import ParsedNote, parse_note, same_host, visibility_of
 from ..local_keys import get_instance_actor, signer_for
 from ..partners import host_of, is_partner
 from ..proofs import ProofError, verify_proof
-from ..transport import FetchError
+from ..transport import FetchError, HttpStatus
 from ..vocab import ACTOR_TYPES, NOTE_TYPES, first, get_id, types_of
+from . import relay
 from .common import get_actor, get_post, shift
+from .media import delete_remote_media, replace_remote_media, store_remote_media
+from .poll import refresh_remote_poll, store_remote_poll, take_vote
 
 log = logging.getLogger("voisinage.federation.note")
+
+MAX_RESOLVED_MENTIONS = 10  # unknown mentioned actors fetched per note; the others are dropped
 
 
 # -- getting a note we can trust ----------------------------------------------------------------
@@ -120,18 +125,36 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     post.thread_id = (parent.thread_id or parent.id) if parent else post.id
     ictx.session.add(post)
     await ictx.session.flush()
+    await store_remote_media(ictx.session, post, parsed.attachments)
+    if parsed.poll is not None:
+        await store_remote_poll(ictx.session, post, parsed.poll)
     mentioned = await _store_mentions_and_tags(ictx, post, parsed)
     await shift(ictx.session, Actor, author.id, "statuses_count", 1)
     if parent is not None:
         await shift(ictx.session, Post, parent.id, "replies_count", 1)
     await _fan_in(ictx, post, author, mentioned, parent)
+    await relay.relay_note(ictx, post, doc)  # a thread of one of our villages: the village announces it
     return post
 
 
+async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
+    """The actors a note mentions: known ones, plus up to MAX_RESOLVED_MENTIONS unknown ones fetched
+    from partners (signed); a mention that cannot be fetched is dropped, never the note."""
+    if not uris:
+        return set()
+    rows = await ictx.session.execute(select(Actor.uri, Actor.id).where(Actor.uri.in_(uris)))
+    known: dict[str, int] = dict(rows.tuples().all())
+    unknown = [u for u in uris if u not in known and not ictx.ctx.is_local_url(u)]
+    for uri in unknown[:MAX_RESOLVED_MENTIONS]:
+        try:
+            known[uri] = (await actors.get_remote_actor(ictx.ctx, ictx.session, uri)).id
+        except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
+            log.info("mention of %s dropped: %s", uri[:200], exc)
+    return set(known.values())
+
+
 async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: ParsedNote) -> set[int]:
-    mentioned: set[int] = set()
-    if parsed.mentions:
-        mentioned = set(await ictx.session.scalars(select(Actor.id).where(Actor.uri.in_(parsed.mentions))))
+    mentioned = await _mentioned_ids(ictx, parsed.mentions)
     ictx.session.add_all(Mention(post_id=post.id, actor_id=actor_id) for actor_id in mentioned)
     for name in dict.fromkeys(n for n in parsed.hashtags if n):
         ictx.session.add(PostTag(post_id=post.id, name=name, canonical=canonical(name)[:100]))
@@ -166,6 +189,8 @@ async def on_create(ictx: InboxContext, activity: dict[str, Any]) -> None:
     if parse_note(doc).author_uri != ictx.signer.uri:
         log.info("Create by %s of a note it did not write: ignored", ictx.signer.uri)
         return
+    if await take_vote(ictx, doc):
+        return  # a vote in one of our polls is counted, never stored as a post
     await store_note(ictx, doc)
 
 
@@ -221,6 +246,49 @@ async def undo_announce_by(ictx: InboxContext, uri: str | None) -> bool:
     return True
 
 
+@handles("Announce", "Update")
+async def on_announce_update(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """A group relays the Update of a note in its thread (FEP-1b12, Lemmy): the note is believed when
+    its proof verifies or once fetched again from its origin, then applied as its author's Update."""
+    inner = first(activity.get("object"))
+    obj = first(inner.get("object")) if isinstance(inner, dict) else None
+    post = await _relayed_post(ictx, obj)
+    if post is None:
+        return
+    doc = await trusted_note(ictx, obj)
+    author = await ictx.session.get(Actor, post.author_id)
+    if doc is not None and author is not None:
+        await on_update(InboxContext(ictx.ctx, ictx.session, author), {**inner, "object": doc})
+
+
+@handles("Announce", "Delete")
+async def on_announce_delete(ictx: InboxContext, activity: dict[str, Any]) -> None:
+    """A group relays the Delete of a note in its thread: believed once the note's origin says it is gone."""
+    inner = first(activity.get("object"))
+    post = await _relayed_post(ictx, first(inner.get("object")) if isinstance(inner, dict) else None)
+    if post is not None and await _gone_at_origin(ictx, post.uri):
+        await delete_remote_post(ictx, post)
+
+
+async def _relayed_post(ictx: InboxContext, obj: Any) -> Post | None:
+    """Our copy of a partner's note in the signer's thread: only a thread's own group relays changes."""
+    post = await get_post(ictx.session, get_id(obj))
+    if post is None or post.local or post.audience_id != ictx.signer.id:
+        return None
+    return post
+
+
+async def _gone_at_origin(ictx: InboxContext, uri: str) -> bool:
+    """Whether the note's origin (a partner) answers that it is gone: 404, 410 or a Tombstone."""
+    try:
+        doc = await fetch_note(ictx, uri)
+    except HttpStatus as exc:
+        if exc.status in (404, 410):
+            return True
+        raise
+    return doc is not None and "Tombstone" in types_of(doc)
+
+
 @handles("Update")
 async def on_update(ictx: InboxContext, activity: dict[str, Any]) -> None:
     """An edited note, or a changed actor document (new name, new key). Only the owner may update."""
@@ -238,9 +306,15 @@ async def on_update(ictx: InboxContext, activity: dict[str, Any]) -> None:
     parsed = parse_note(doc)
     if parsed.uri != post.uri:
         return
+    edited = (post.content, post.spoiler_text, post.sensitive) != (parsed.content, parsed.spoiler_text,
+                                                                    parsed.sensitive)
     post.content, post.spoiler_text, post.sensitive = parsed.content, parsed.spoiler_text, parsed.sensitive
-    post.edited_at = utcnow()
+    edited = await replace_remote_media(ictx.session, post, parsed.attachments) or edited
+    await refresh_remote_poll(ictx.session, post, parsed.poll)
+    if edited:  # an Update{Question} with new counts only is not an edit (Mastodon sends them as votes come)
+        post.edited_at = utcnow()
     await ictx.session.flush()
+    await relay.relay_change(ictx, post, activity)
 
 
 @handles("Delete")
@@ -260,6 +334,7 @@ async def on_delete(ictx: InboxContext, activity: dict[str, Any]) -> None:
         return
     if post.author_id != ictx.signer.id or post.local:
         return  # Mastodon activity/delete.rb: not theirs, a no-op
+    await relay.relay_change(ictx, post, activity)
     await delete_remote_post(ictx, post)
 
 
@@ -269,6 +344,7 @@ async def delete_remote_post(ictx: InboxContext, post: Post) -> None:
         await shift(ictx.session, Post, post.in_reply_to_id, "replies_count", -1)
     await shift(ictx.session, Actor, post.author_id, "statuses_count", -1)
     await ictx.session.execute(delete(Post).where(Post.reblog_of_id == post.id))
+    await delete_remote_media(ictx.session, post_id=post.id)
     await ictx.session.execute(delete(Post).where(Post.id == post.id))
     if await ictx.session.get(Tombstone, post.uri) is None:
         ictx.session.add(Tombstone(uri=post.uri))
@@ -277,6 +353,7 @@ async def delete_remote_post(ictx: InboxContext, post: Post) -> None:
 
 async def _delete_actor_content(ictx: InboxContext, actor: Actor) -> None:
     """A remote actor deleted itself: its posts and follows go; the row stays, suspended."""
+    await delete_remote_media(ictx.session, actor_id=actor.id)
     await ictx.session.execute(delete(Post).where(Post.author_id == actor.id))
     await ictx.session.execute(delete(Follow).where((Follow.follower_id == actor.id) | (Follow.target_id == actor.id)))
     actor.suspended_at = utcnow()

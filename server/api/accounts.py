@@ -132,10 +132,13 @@ async def update_credentials(request: web.Request) -> web.StreamResponse:
             actor.avatar_url = images["avatar"]
         if "header" in images:
             actor.header_url = images["header"]
+        changed = session.is_modified(actor)  # its document, not only the resident's own settings
         await session.flush()
         if changes.locked is False:
             await accept_all_requests(session, actor)  # unlocking approves who was waiting (Mastodon)
             await session.refresh(actor)  # its counters changed in SQL
+        if changed:
+            await federate.profile_updated(session, actor)
         data = await _credential_account(session, me, settings.base_url)
     return json_response(data)
 

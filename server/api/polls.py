@@ -1,7 +1,8 @@
 """/api/v1/polls/:id and /votes: read a poll of a visible status, vote in it once.
 
 A poll found ended but not yet closed is closed on the spot (`posting.close_expired_polls`), so its
-author and voters are notified even before the periodic worker passes.
+author and voters are notified even before the periodic worker passes. A vote in a partner's poll is
+added to the counts its origin announced and sent to the poll's author (`outbox.publish_vote`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..auth import require_viewer
 from ..errors import ApiError, json_response, unprocessable
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services import posting
+from ..services.federate import poll_voted
 from .params import path_id, read_params
 from .to_api import StatusBatch
 
@@ -77,5 +79,14 @@ async def vote(request: web.Request) -> web.Response:
     async with write_session(request.app[SESSIONMAKER]) as session:
         poll = await _visible_poll(session, viewer, poll_id)
         await posting.vote_in_poll(session, me, poll, choices)
+        if poll.remote:
+            await _vote_remotely(session, poll, me, choices)
         data = await _rendered(session, viewer, poll, base_url)
     return json_response(data)
+
+
+async def _vote_remotely(session: AsyncSession, poll: Poll, me: int, choices: list[int]) -> None:
+    """Count the vote in the origin's figures until it sends new ones, and send it there."""
+    poll.count_local_vote(list(dict.fromkeys(choices)))
+    await session.flush()
+    await poll_voted(session, poll, me)

@@ -15,6 +15,7 @@ from voisinage.federation.context import FederationContext
 from voisinage.models.actor import Actor
 from voisinage.models.follow import Follow
 from voisinage.models.interaction import Favourite
+from voisinage.models.poll import Poll
 from voisinage.models.post import Post
 
 
@@ -36,6 +37,24 @@ async def post_deleted(session: AsyncSession, post: Post) -> None:
     """Call before the rows go: the recipients are computed from mentions and follows."""
     if (ctx := federation_of(session)) is not None and post.reblog_of_id is None and post.local:
         await outbox.publish_delete(session, ctx, post)
+
+
+async def boosted(session: AsyncSession, boost: Post) -> None:
+    """A resident boosted a post: an Announce where the original's audience allows (public posts only)."""
+    if (ctx := federation_of(session)) is not None:
+        await outbox.publish_boost(session, ctx, boost)
+
+
+async def unboosting(session: AsyncSession, boost: Post) -> None:
+    """Call before a resident's boost row is deleted: Undo{Announce} to where the Announce went."""
+    if (ctx := federation_of(session)) is not None:
+        await outbox.publish_undo_boost(session, ctx, boost)
+
+
+async def profile_updated(session: AsyncSession, actor: Actor) -> None:
+    """A local actor's profile changed: Update of its document to the instances that show it."""
+    if (ctx := federation_of(session)) is not None:
+        await outbox.publish_actor_update(session, ctx, actor)
 
 
 async def favourited(session: AsyncSession, actor_id: int, post_id: int) -> None:
@@ -98,3 +117,10 @@ async def resolve_account(ctx: FederationContext | None, session: AsyncSession, 
         return await resolve_handle(ctx, session, handle)
     except (ValueError, UnknownActor, NotPartner, FetchError, ApParseError):
         return None
+
+
+async def poll_voted(session: AsyncSession, poll: Poll, voter_id: int) -> None:
+    """A resident voted in a remote poll (their PollVote rows are written): send the vote to its author."""
+    voter = await session.get(Actor, voter_id)
+    if (ctx := federation_of(session)) is not None and voter is not None:
+        await outbox.publish_vote(session, ctx, poll, voter)

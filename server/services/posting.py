@@ -371,6 +371,7 @@ async def create_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
     await add_to_homes(session, boost.id, original.id, owners)
     await queue_event(session, Event("update", boost.id))
     await _notify(session, original.author_id, "reblog", booster.id, original.id)
+    await federate.boosted(session, boost)
     return boost
 
 
@@ -387,6 +388,7 @@ async def delete_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
 
 async def _remove_boost(session: AsyncSession, boost: Post, original: Post) -> None:
     booster = await session.get(Actor, boost.author_id)
+    await federate.unboosting(session, boost)  # first: the Undo goes where the Announce went
     await session.execute(delete(Post).where(Post.id == boost.id))
     await queue_event(session, Event("delete", boost.id))
     await _add_to_counter(session, Actor, boost.author_id, "statuses_count", -1)

@@ -145,3 +145,95 @@ def test_verify_actor_unsigned_requests_are_refused(request_: dict[str, Any]) ->
 def test_verify_actor_battery_has_unsigned_posts() -> None:
     posts = [r for r in UNSIGNED if r["method"] == "POST"]
     assert len(posts) == 2 and all(json.loads(r["body"])["type"] == "EchoRequest" for r in posts)
+
+
+# -- hand-written payloads of other servers (README "Written by hand") ---------------------------
+
+from voisinage.federation.actors import parse_actor  # noqa: E402
+from voisinage.federation.dispatch import find_handler  # noqa: E402
+from voisinage.federation.from_ap import parse_note  # noqa: E402
+from voisinage.federation.vocab import NOTE_TYPES, first, types_of  # noqa: E402
+
+NOTE_FILES = sorted((PEERS / "notes").glob("*.json"))
+ACTOR_FILES = sorted((PEERS / "actors").glob("*.json"))
+
+
+def _note_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The note inside an activity (Lemmy: Announce{Create{Page}}), or the document itself."""
+    while not types_of(document) & NOTE_TYPES:
+        document = first(document["object"])
+    return document
+
+
+@pytest.mark.parametrize("path", NOTE_FILES, ids=lambda p: p.name)
+def test_every_written_note_parses_and_has_a_handler(path: Path) -> None:
+    document = json.loads(path.read_text())
+    note = parse_note(_note_of(document))
+    assert note.uri.startswith("https://b.test/") and note.author_uri.startswith("https://b.test/")
+    if not types_of(document) & NOTE_TYPES:  # an activity (one fixture is a bare note)
+        assert find_handler(document) is not None
+    assert all(m.url.startswith("https://") for m in note.attachments) and len(note.attachments) <= 4
+
+
+def test_written_notes_cover_media_and_polls() -> None:
+    notes = {p.name: parse_note(_note_of(json.loads(p.read_text()))) for p in NOTE_FILES}
+    with_media = {name for name, note in notes.items() if note.attachments}
+    with_polls = {name for name, note in notes.items() if note.poll is not None}
+    assert with_media == {"mastodon_create_note_media.json", "gotosocial_create_note_media.json",
+                          "takahe_create_note_media.json", "lemmy_create_page_image.json"}
+    assert with_polls == {"mastodon_create_question.json", "mastodon_update_question.json",
+                          "gotosocial_create_question.json"}
+
+
+def _actor(name: str) -> Any:
+    doc = json.loads((PEERS / "actors" / name).read_text())
+    return parse_actor(doc, doc["id"])
+
+
+@pytest.mark.parametrize("path", ACTOR_FILES, ids=lambda p: p.name)
+def test_every_written_actor_parses(path: Path) -> None:
+    fields = _actor(path.name)
+    assert fields.inbox_uri.startswith("https://b.test/") and fields.fields
+    assert all("<script" not in f["value"] and set(f) == {"name", "value", "verified_at"} for f in fields.fields)
+
+
+def test_mastodon_profile_fields_and_emoji_shortcode() -> None:
+    actor = _actor("mastodon_person_fields.json")
+    assert actor.display_name == "Cédric Lambot :potager:"  # custom emoji shortcodes stay text
+    assert [f["name"] for f in actor.fields] == ["Site", "Village", "Ruches", "Pronoms"]
+    site = actor.fields[0]["value"]
+    assert 'href="https://miel.example"' in site and 'class="invisible"' in site and "target" not in site
+    assert actor.fields[1]["value"] == "Vaux-sous-Chèvremont" and actor.fields[1]["verified_at"] is None
+    assert "#<span>miel</span>" in actor.note
+
+
+def test_gotosocial_six_fields_keep_four_and_name_is_one_line() -> None:
+    actor = _actor("gotosocial_person_fields.json")
+    assert [f["name"] for f in actor.fields] == ["Quartier", "Site", "Matrix", "Langues"]
+    assert actor.display_name == "Hazel :blobfox: Noisetier"
+    assert "<script" not in actor.note and "Noisetière" in actor.note
+
+
+def test_takahe_fields_with_schema_iris() -> None:
+    actor = _actor("takahe_person_fields.json")
+    assert [(f["name"], f["value"]) for f in actor.fields] == [("Atelier", "rue Haute 3"),
+                                                               ("Horaires", "mar-sam 9h-17h")]
+
+
+def test_hostile_profile_is_cut_and_cleaned() -> None:
+    doc = json.loads((PEERS / "actors" / "mastodon_person_fields.json").read_text())
+    doc.update(name="\x00Cé\u0007dric " + "x" * 10_000, summary='<img src=x onerror="alert(1)">' + "s" * 50_000,
+               attachment=[{"type": "PropertyValue", "name": "n" * 5000,
+                            "value": '<a href="javascript:alert(1)">x</a>\x00' + "v" * 5000},
+                           {"type": "PropertyValue", "name": "", "value": "no name"},
+                           {"type": "PropertyValue", "name": "no value", "value": {"@value": "x"}},
+                           "not an object"] + [{"type": "PropertyValue", "name": f"f{i}", "value": "v"}
+                                               for i in range(100)])
+    actor = parse_actor(doc, doc["id"])
+    assert actor.display_name.startswith("Cédric x") and len(actor.display_name) == 200
+    assert "\x00" not in actor.display_name and "\x07" not in actor.display_name
+    assert "<img" not in actor.note and "onerror" not in actor.note and len(actor.note) <= 20_000
+    assert len(actor.fields) == 4 and [f["name"] for f in actor.fields[1:]] == ["f0", "f1", "f2"]
+    first_field = actor.fields[0]
+    assert len(first_field["name"]) == 2047 and "javascript" not in first_field["value"]
+    assert "\x00" not in first_field["value"] and len(first_field["value"]) < 2100
