@@ -14,6 +14,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +41,14 @@ class Profile:
     posting_concurrency: int = 8
     rsa_seconds: float = 1.0
     inbox_activities: int = 1000
+    fanout_receivers: int = 50
+    fanout_posts: int = 20
 
 
 def profile_named(name: str) -> Profile:
     if name == "smoke":
         return Profile("smoke", ["sqlite"], [200], 3, 10, [2], 1.0, posting_concurrency=2, rsa_seconds=0.2,
-                       inbox_activities=20)
+                       inbox_activities=20, fanout_receivers=3, fanout_posts=2)
     sizes = [10_000, 1_000_000] if os.environ.get("BENCH_FULL") == "1" else [10_000]
     engines = [e.strip() for e in os.environ.get("BENCH_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
     # Villages of ~20 members: home rows = posts x members, as the real posting path writes them.
@@ -283,7 +286,7 @@ def run(profile: Profile, out_dir: Path, work_dir: Path, log: Any = print) -> di
         "profile": profile.name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(), "seconds_per_load": profile.seconds,
         "seed": {}, "home_timeline": {}, "posting": {}, "memory": {}, "inbox_ingest": {},
-        "fanout": _not_measured("one village post to 50 loopback receivers: not implemented yet"),
+        "fanout": {},
         "end_to_end": _not_measured("two instances, POST on A to home timeline on B: not implemented yet"),
     }
     log("RSA references...")
@@ -357,6 +360,11 @@ def _measure_instance(profile: Profile, instance: Instance, engine: str, size: i
             ingest["ratio_to_rsa_verify"] = ingest["accepted_per_s"] / results["rsa"]["verify_per_s"]
             results["inbox_ingest"][engine] = ingest
             memory["rss_after_inbox_mb"] = rss_mb(server.proc.pid)
+            log(f"[{engine}] fan-out of village posts to {profile.fanout_receivers} partner instances...")
+            fanout = _fanout(instance, server, tokens[0], emails[0], profile)
+            fanout["ratio_to_rsa_sign"] = fanout["deliveries_per_s"] / results["rsa"]["sign_per_s"]
+            results["fanout"][engine] = fanout
+            memory["rss_after_fanout_mb"] = rss_mb(server.proc.pid)
             results["memory"][engine] = memory
     finally:
         if bare is not None:
@@ -472,6 +480,119 @@ def _inbox_ingest(instance: Instance, server: ServeProcess, partner: dict[str, s
             "processed_per_s": done / total_seconds if total_seconds else 0.0}
 
 
+class Receivers:
+    """`count` partner instances on loopback ports, served by one event loop in a thread: each answers
+    202 to every POST and counts them."""
+
+    def __init__(self, count: int) -> None:
+        self.ports = [free_port() for _ in range(count)]
+        self.received = 0
+        self.last_at = 0.0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runners: list[Any] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        async def inbox(request: web.Request) -> web.Response:
+            await request.read()
+            with self._lock:
+                self.received += 1
+                self.last_at = time.perf_counter()
+            return web.Response(status=202)
+
+        async def start() -> None:
+            for port in self.ports:
+                app = web.Application()
+                app.router.add_post("/{tail:.*}", inbox)
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                await web.TCPSite(runner, "127.0.0.1", port).start()
+                self._runners.append(runner)
+
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        async def cleanup() -> None:
+            for runner in self._runners:
+                await runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+
+
+def add_village_followers(url: str, email: str, ports: list[int]) -> None:
+    """Make each 127.0.0.1:PORT a partner whose one resident follows the village of `email`'s resident."""
+    import voisinage.models.all_models  # noqa: F401
+    from sqlalchemy import select
+
+    from voisinage.federation.partners import add_partner
+    from voisinage.models import db
+    from voisinage.models.actor import PERSON, Actor
+    from voisinage.models.follow import ACCEPTED, Follow
+    from voisinage.models.ids import new_id
+    from voisinage.models.resident import Resident
+    from voisinage.models.village import Village
+
+    async def insert() -> None:
+        engine, sessionmaker = await db.open_database(url)
+        try:
+            async with db.write_session(sessionmaker) as session:
+                village_actor = await session.scalar(
+                    select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
+                    .join(Resident, Resident.actor_id == Actor.id).where(Resident.email == email))
+                for port in ports:
+                    host = f"127.0.0.1:{port}"
+                    await add_partner(session, host)
+                    uri = f"http://{host}/users/linden"
+                    actor = Actor(id=new_id(), username="linden", domain=host, kind=PERSON, uri=uri,
+                                  inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"http://{host}/inbox",
+                                  followers_uri=f"{uri}/followers", key_id=f"{uri}#main-key",
+                                  public_key_pem="", fields=[], note_source="")
+                    session.add(actor)
+                    await session.flush()
+                    session.add(Follow(id=new_id(), follower_id=actor.id, target_id=village_actor,
+                                       state=ACCEPTED, uri=f"{uri}#follow"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert())
+
+
+def _fanout(instance: Instance, server: ServeProcess, token: str, email: str, profile: Profile) -> dict[str, Any]:
+    """Public posts of a resident whose village `fanout_receivers` partner instances follow: each post
+    is one village Announce per receiver, signed and POSTed by the server's delivery worker.
+    deliveries/s from the first POST until the last delivery arrives."""
+    receivers = Receivers(profile.fanout_receivers)
+    try:
+        add_village_followers(instance.url, email, receivers.ports)
+        expected = profile.fanout_posts * profile.fanout_receivers
+        headers = {"Authorization": f"Bearer {token}"}
+        began = time.perf_counter()
+        for i in range(profile.fanout_posts):
+            answer = requests.post(f"{server.url}/api/v1/statuses", headers=headers, timeout=30,
+                                   json={"status": f"Marché de Noël samedi, stand {i} #agenda", "visibility": "public"})
+            answer.raise_for_status()
+        deadline = time.perf_counter() + 300
+        while receivers.received < expected and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        seconds = (receivers.last_at or time.perf_counter()) - began
+        return {"receivers": profile.fanout_receivers, "posts": profile.fanout_posts, "expected": expected,
+                "delivered": receivers.received, "seconds": seconds,
+                "deliveries_per_s": receivers.received / seconds if seconds > 0 else 0.0}
+    finally:
+        receivers.stop()
+
+
 def _posting(base: str, tokens: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
     """POST /api/v1/statuses; each client has its own resident (tokens round-robin)."""
     async def all_clients() -> list[dict[str, Any]]:
@@ -534,13 +655,20 @@ def markdown(r: dict[str, Any]) -> str:
         if isinstance(v, dict) and "accepted_per_s" in v:
             lines.append(f"| {engine} | {v['activities']} | {v['concurrency']} | {_f(v['accepted_per_s'])} | "
                          f"{_f(v['p99_ms'], 2)} | {_f(v['processed_per_s'])} | {_f(v['ratio_to_rsa_verify'], 4)} |")
+    lines += ["", "## Fan-out: village posts to partner instances (loopback receivers answering 202)", "",
+              "| engine | receivers | posts | delivered / expected | seconds | deliveries/s | ratio to RSA sign/s |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for engine, v in r["fanout"].items():
+        lines.append(f"| {engine} | {v['receivers']} | {v['posts']} | {v['delivered']} / {v['expected']} | "
+                     f"{_f(v['seconds'], 2)} | {_f(v['deliveries_per_s'])} | {_f(v['ratio_to_rsa_sign'], 3)} |")
     lines += ["", "## Memory and start-up (`voisinage serve`, one process: web + workers)", "",
-              "| engine | start-up s | RSS idle MB | RSS after timeline load MB | RSS after posting MB | RSS after inbox MB |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| engine | start-up s | RSS idle MB | RSS after timeline load MB | RSS after posting MB | "
+              "RSS after inbox MB | RSS after fan-out MB |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for engine, v in r["memory"].items():
         lines.append(f"| {engine} | {_f(v['startup_s'], 2)} | {_f(v['rss_idle_mb'])} | "
                      f"{_f(v['rss_after_timeline_mb'])} | {_f(v['rss_after_posting_mb'])} | "
-                     f"{_f(v['rss_after_inbox_mb'])} |")
+                     f"{_f(v['rss_after_inbox_mb'])} | {_f(v.get('rss_after_fanout_mb'))} |")
     lines += ["", "## Seeding (`voisinage seed`)", "", "| engine | posts | residents | seconds | posts/s | home rows |",
               "|---|---:|---:|---:|---:|---:|"]
     for engine, sizes in r["seed"].items():
@@ -551,7 +679,7 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "## References and what is not measured", "",
               f"RSA-2048 on one core (cryptography): {_f(rsa['sign_per_s'], 0)} signatures/s, "
               f"{_f(rsa['verify_per_s'], 0)} verifications/s.", ""]
-    for key in ("fanout", "end_to_end"):
+    for key in ("end_to_end",):
         v = r[key]
         lines.append(f"- {key}: {v.get('status', 'measured')}" + (f" ({v['reason']})" if "reason" in v else ""))
     lines.append(f"\nTotal run: {_f(r.get('duration_s', 0), 0)} s.\n")
