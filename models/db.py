@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,10 +68,30 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def _writer_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+    """On SQLite, the lock this process's writers queue on (None on PostgreSQL).
+
+    SQLite has one writer at a time; a writer that finds the database locked sleeps in its busy handler
+    for up to 100 ms between tries, however soon the lock is free. Queuing this process's writers on an
+    asyncio lock wakes the next one the moment the previous one commits; the busy timeout remains for
+    other processes (the command line)."""
+    engine = sessionmaker.kw.get("bind")
+    if engine is None or engine.dialect.name != "sqlite":
+        return None
+    locks = engine.sync_engine.__dict__.setdefault("_voisinage_writer_locks", weakref.WeakKeyDictionary())
+    loop = asyncio.get_running_loop()
+    lock = locks.get(loop)
+    if lock is None:
+        lock = locks[loop] = asyncio.Lock()  # one per event loop: an asyncio lock belongs to one
+    return lock
+
+
 @contextlib.asynccontextmanager
 async def write_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session whose transaction takes SQLite's write lock at once; commits on success."""
-    async with sessionmaker() as session:
+    """A session whose transaction takes SQLite's write lock at once; commits on success. Do not open
+    one inside another: on SQLite the inner one would wait for the outer one forever."""
+    lock = _writer_lock(sessionmaker)
+    async with lock if lock is not None else contextlib.nullcontext(), sessionmaker() as session:
         await session.connection(execution_options={"sqlite_write": True})
         try:
             yield session
@@ -102,18 +125,38 @@ async def migrate(engine: AsyncEngine) -> None:
         await conn.run_sync(run)
 
 
+_REVISION = re.compile(r"^revision\s*=\s*['\"](\w+)['\"]", re.M)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(?:None|['\"](\w+)['\"])\s*$", re.M)
+
+
+def migration_heads() -> set[str]:
+    """The newest revision(s) of models/migrations, read from the files' `revision`/`down_revision`
+    lines: a start-up that finds the schema current never imports Alembic (about 11 MB)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None:
+            continue
+        if down is None:  # a merge or a form this reader does not know: ask Alembic
+            from alembic.script import ScriptDirectory
+
+            return set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+        revisions.add(revision.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    return revisions - parents
+
+
 async def needs_migration(engine: AsyncEngine) -> bool:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory(str(MIGRATIONS))
-    heads = set(script.get_heads())
-
-    def current(connection: Any) -> set[str]:
-        return set(MigrationContext.configure(connection).get_current_heads())
-
-    async with engine.connect() as conn:
-        return await conn.run_sync(current) != heads
+    """Whether the database is not at the newest migration (a fresh one never is)."""
+    try:
+        async with engine.connect() as conn:
+            current = set(await conn.scalars(text("SELECT version_num FROM alembic_version")))
+    except SQLAlchemyError:  # no alembic_version table: a fresh database
+        return True
+    return current != migration_heads()
 
 
 # A process holds its node while it renews `seen_at`; a row unseen for NODE_TTL is a dead process's.

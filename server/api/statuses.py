@@ -49,6 +49,17 @@ def _site(request: web.Request) -> posting.Site:
     return posting.Site(settings.base_url, settings.instance.domain)
 
 
+async def _render_committed(request: web.Request, post_id: int, actor_id: int) -> web.Response:
+    """Answer a status just written, rendered after the commit in a read session: a write transaction
+    (SQLite's one writer) is not held while the answer is made."""
+    async with request.app[SESSIONMAKER]() as session:
+        post = await session.get(Post, post_id)
+        if post is None:  # deleted by someone else in between
+            raise ApiError(404, "Record not found")
+        viewer = await load_viewer(session, actor_id)
+        return json_response(await render_status(session, post, viewer, _base_url(request)))
+
+
 async def _render(request: web.Request, session: AsyncSession, post: Post, actor_id: int) -> dict[str, Any]:
     # Counters were changed in SQL during this transaction: read them afresh.
     session.expire_all()
@@ -149,15 +160,15 @@ async def create_status(request: web.Request) -> web.Response:
                 if key:
                     session.add(IdempotentResult(actor_id=me, key=key, post_id=post.id))
                     await session.flush()
-            data = await _render(request, session, post, me)
+            post_id = post.id
     except IntegrityError:
         # The same key raced in twice: the other request won; answer with its post.
         async with write_session(request.app[SESSIONMAKER]) as session:
             post = await _replayed(session, me, key) if key else None
             if post is None:
                 raise
-            data = await _render(request, session, post, me)
-    return json_response(data)
+            post_id = post.id
+    return await _render_committed(request, post_id, me)
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -257,8 +268,8 @@ async def _act(request: web.Request, action: Action) -> web.Response:
     post_id = path_id(request)
     async with write_session(request.app[SESSIONMAKER]) as session:
         post = await action(session, me, post_id)
-        data = await _render(request, session, post, me)
-    return json_response(data)
+        shown = post.id
+    return await _render_committed(request, shown, me)
 
 
 async def favourite_status(request: web.Request) -> web.Response:
@@ -357,8 +368,7 @@ async def edit_status(request: web.Request) -> web.Response:
         if post.reblog_of_id is not None:
             raise ApiError(403, "This action is not allowed")
         await posting.edit_post(session, post, edit, _site(request))
-        data = await _render(request, session, post, me)
-    return json_response(data)
+    return await _render_committed(request, post_id, me)
 
 
 async def get_history(request: web.Request) -> web.Response:
@@ -456,8 +466,7 @@ async def pin_status(request: web.Request) -> web.Response:
                 raise unprocessable(f"Validation failed: You can pin at most {MAX_PINS} posts")
             session.add(Pin(id=new_id(), actor_id=me, post_id=post.id))
             await session.flush()
-        data = await _render(request, session, post, me)
-    return json_response(data)
+    return await _render_committed(request, post_id, me)
 
 
 async def _unpin(session: AsyncSession, me: int, post_id: int) -> Post:
