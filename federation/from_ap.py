@@ -344,14 +344,17 @@ def poll_vote_of(note: dict[str, Any]) -> tuple[str, str] | None:
 def visibility_of(parsed: ParsedNote, author_followers: str | None, group_followers: dict[str, str]) -> tuple[str, str | None]:
     """(visibility, audience group uri) of an incoming note.
 
-    Addressed to a known Group (its followers collection, itself, or `audience`) -> public in that
-    group's audience; public without a group, or to the author's followers -> followers can read it
-    (public with no audience, or private); only actors -> direct. `group_followers` maps the uri of
-    each known Group to its followers collection.
+    Public in a known Group's audience when addressed to the group's followers collection (as we and
+    Mastodon-shaped peers address a village post), or to the group itself or with `audience` = group
+    together with Public or the author's followers (Lemmy); public without a group, or to the
+    author's followers -> followers can read it (public with no audience, or private); only actors,
+    a Group among them (a message to a village) -> direct. `group_followers` maps the uri of each
+    known Group to its followers collection.
     """
     addresses = parsed.addresses
+    wide = bool(addresses & PUBLIC_ALIASES) or bool(author_followers and author_followers in addresses)
     for group, followers in group_followers.items():
-        if group == parsed.audience or group in addresses or (followers and followers in addresses):
+        if (followers and followers in addresses) or (wide and (group == parsed.audience or group in addresses)):
             return PUBLIC, group
     if addresses & PUBLIC_ALIASES:
         return PUBLIC, None

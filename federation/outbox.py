@@ -14,7 +14,9 @@ Who receives a local post (DESIGN.md "Visibility"):
 
 A partner's public note in the thread of one of our villages is relayed by that village (FEP-1b12,
 `publish_relay`); a resident's boost of a public post is announced only to instances in the original's
-audience (`publish_boost`: a boost never widens); profile edits send Update{Person}.
+audience (`publish_boost`: a boost never widens); profile edits send Update{Person}. A post carries its
+media as `attachment` and a poll makes it a Question; a vote in one of our polls (by a resident or a
+partner's) and its end send Update{Question} to where the post went (`publish_poll_update`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.delivery import Delivery, OutgoingActivity
@@ -31,9 +33,11 @@ from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.instance import Instance
 from voisinage.models.interaction import Favourite
+from voisinage.models.media import MediaAttachment
 from voisinage.models.poll import Poll, PollVote
 from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, Mention, Post, PostTag
 from voisinage.models.village import Village
+from voisinage.server.services.media import media_url
 
 from . import to_ap
 from .context import FederationContext
@@ -106,15 +110,32 @@ async def _tags(session: AsyncSession, post: Post) -> list[str]:
 
 
 async def render_note(session: AsyncSession, ctx: FederationContext, post: Post) -> tuple[dict[str, Any], Actor]:
-    """The Note of a local post (with its FEP-8b32 proof) and its loaded author."""
+    """The Note (a Question for a poll) of a local post, with its media and its FEP-8b32 proof, and its
+    loaded author. A bounded number of queries, whatever the media and votes."""
     author = await session.get(Actor, post.author_id)
     assert author is not None
     await ensure_local_keys(session, author)
     audience = await _load(session, post.audience_id)
+    media = await session.scalars(select(MediaAttachment).where(MediaAttachment.post_id == post.id)
+                                  .order_by(MediaAttachment.id))
+    attachments = [to_ap.attachment_of(m, media_url(m, ctx.base_url)) for m in media]
     note = to_ap.post_to_note(post, author, mentions=await _mentioned(session, post),
                               tags=await _tags(session, post), audience=audience,
-                              in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url)
+                              in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url,
+                              attachments=attachments, question=await _question(session, post))
     return note, author
+
+
+async def _question(session: AsyncSession, post: Post) -> dict[str, Any] | None:
+    """The Question fields of a local post's poll with its counts (three queries), None without a poll."""
+    poll = await session.scalar(select(Poll).where(Poll.post_id == post.id))
+    if poll is None:
+        return None
+    tally = dict((await session.execute(select(PollVote.choice, func.count()).where(PollVote.poll_id == poll.id)
+                                        .group_by(PollVote.choice))).tuples().all())
+    voters = await session.scalar(select(func.count(func.distinct(PollVote.actor_id)))
+                                  .where(PollVote.poll_id == poll.id))
+    return to_ap.question_of(poll, [tally.get(i, 0) for i in range(len(poll.options))], voters or 0)
 
 
 async def _reply_uri(session: AsyncSession, post: Post) -> str | None:
@@ -195,6 +216,19 @@ async def publish_update(session: AsyncSession, ctx: FederationContext, post: Po
         return
     note, author = await render_note(session, ctx, post)
     await publish(session, ctx, to_ap.update_of(note, author), author, inboxes)
+
+
+async def publish_poll_update(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
+    """Deliver Update{Question} with the current counts (or the end) of a local poll to everyone who
+    received the post."""
+    if not post.local:
+        return
+    _, announce_inboxes, create_inboxes = await post_recipients(session, post)
+    inboxes = [*announce_inboxes, *create_inboxes]
+    if not inboxes:
+        return
+    note, author = await render_note(session, ctx, post)
+    await publish(session, ctx, to_ap.question_update_of(note, author), author, inboxes)
 
 
 async def publish_delete(session: AsyncSession, ctx: FederationContext, post: Post) -> None:

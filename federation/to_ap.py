@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 from voisinage.models.actor import APPLICATION, GROUP, Actor
+from voisinage.models.media import MediaAttachment
+from voisinage.models.poll import Poll
 from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, Post
 
 from .local_keys import ed25519_key_id, ed25519_private_key_of, main_key_id
@@ -147,9 +149,39 @@ def _domain_of(base_url: str) -> str:
     return base_url.split("://", 1)[-1].split("/", 1)[0]
 
 
+def attachment_of(media: MediaAttachment, url: str) -> dict[str, Any]:
+    """One of our media as Mastodon sends it: a Document at `url` (the stored original), its alt
+    text as `name` (null when there is none), blurhash, size and focal point."""
+    doc: dict[str, Any] = {"type": "Document", "mediaType": media.content_type, "url": url,
+                           "name": media.description or None}
+    if media.blurhash:
+        doc["blurhash"] = media.blurhash
+    if media.width > 0 and media.height > 0:
+        doc["width"], doc["height"] = media.width, media.height
+    doc["focalPoint"] = [media.focus_x, media.focus_y]
+    return doc
+
+
+def question_of(poll: Poll, counts: Sequence[int], voters: int) -> dict[str, Any]:
+    """The fields that make a Note a Question, as Mastodon sends them: `oneOf` (`anyOf` for multiple
+    choice) with each option's votes, `endTime`, `closed` once closed, `votersCount`. While a poll
+    hiding its totals runs, every option shows 0 votes."""
+    hidden = poll.hide_totals and poll.closed_at is None
+    options = [{"type": "Note", "name": title,
+                "replies": {"type": "Collection", "totalItems": 0 if hidden or i >= len(counts) else counts[i]}}
+               for i, title in enumerate(poll.options)]
+    fields: dict[str, Any] = {"type": "Question", ("anyOf" if poll.multiple else "oneOf"): options,
+                              "endTime": iso(poll.expires_at), "votersCount": voters}
+    if poll.closed_at is not None:
+        fields["closed"] = iso(poll.closed_at)
+    return fields
+
+
 def post_to_note(post: Post, author: Actor, *, mentions: list[Actor], tags: list[str], audience: Actor | None,
-                 in_reply_to_uri: str | None, base_url: str) -> dict[str, Any]:
-    """The Note of one of our posts, signed with the author's Ed25519 key (FEP-8b32 proof).
+                 in_reply_to_uri: str | None, base_url: str, attachments: Sequence[dict[str, Any]] = (),
+                 question: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Note of one of our posts, signed with the author's Ed25519 key (FEP-8b32 proof); with its
+    media (`attachment_of`) and, for a poll, a Question (`question_of`). The proof covers it all.
 
     The author must have keys (`local_keys.ensure_local_keys`). Raises ValueError for unlisted posts.
     """
@@ -170,6 +202,9 @@ def post_to_note(post: Post, author: Actor, *, mentions: list[Actor], tags: list
     }
     if post.language:
         note["contentMap"] = {post.language: post.content}
+    if attachments:
+        note["attachment"] = list(attachments)
+    note.update(question or {})
     note = {k: v for k, v in note.items() if v is not None}
     created = post.edited_at or post.created_at
     return add_proof(note, ed25519_key_id(author), ed25519_private_key_of(author), created=created)
@@ -202,6 +237,13 @@ def update_of(note: dict[str, Any], author: Actor) -> dict[str, Any]:
     stamp = note.get("updated") or note.get("published") or ""
     return _activity("Update", f"{note['id']}#updates/{_digest([stamp, note.get('content')])}", author, note,
                      addressing_of(note), note.get("updated"))
+
+
+def question_update_of(question: dict[str, Any], author: Actor) -> dict[str, Any]:
+    """Update{Question} with a poll's new counts (or its end); the id changes with them."""
+    state = [question.get(key) for key in ("updated", "content", "oneOf", "anyOf", "votersCount", "closed")]
+    return _activity("Update", f"{question['id']}#updates/{_digest(state)}", author, question,
+                     addressing_of(question))
 
 
 def delete_of(post_uri: str, author: Actor, addressing: dict[str, Any]) -> dict[str, Any]:

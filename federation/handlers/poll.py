@@ -5,7 +5,8 @@ A vote arrives as Mastodon sends it: Create{Note} with `name` = the option's tit
 `inReplyTo` = our Question, addressed to the poll's author. It counts once per actor (once per option
 in a multiple-choice poll), only while the poll is open and only from an actor who may see the post
 (a follower for a followers-only post, a mentioned actor for a direct one, an instance that may
-fetch it for a public one); it is never stored as a post.
+fetch it for a public one); it is never stored as a post. Once counted, the instances that received the
+poll get its new counts (Update{Question}).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from voisinage.models.remote_audience import remote_may_see
 
 from ..dispatch import InboxContext
 from ..from_ap import ParsedPoll, poll_vote_of
+from ..outbox import publish_poll_update
 from .common import get_post
 
 log = logging.getLogger("voisinage.federation.poll")
@@ -91,7 +93,8 @@ async def take_vote(ictx: InboxContext, note: dict[str, Any]) -> bool:
     if not await _may_vote(ictx.session, post, ictx.signer):
         log.info("vote by %s in poll %s, which it may not see: ignored", ictx.signer.uri, poll.id)
         return True
-    await _count_vote(ictx.session, poll, ictx.signer.id, poll.options.index(title))
+    if await _count_vote(ictx.session, poll, ictx.signer.id, poll.options.index(title)):
+        await publish_poll_update(ictx.session, ictx.ctx, post)  # the instances that received it see the counts
     return True
 
 
@@ -106,13 +109,15 @@ async def _may_vote(session: AsyncSession, post: Post, voter: Actor) -> bool:
     return await remote_may_see(session, post, voter)
 
 
-async def _count_vote(session: AsyncSession, poll: Poll, voter_id: int, choice: int) -> None:
-    """Once per actor, or once per option in a multiple-choice poll (Mastodon sends one Create each)."""
+async def _count_vote(session: AsyncSession, poll: Poll, voter_id: int, choice: int) -> bool:
+    """Once per actor, or once per option in a multiple-choice poll (Mastodon sends one Create each);
+    True when counted."""
     # Lock the poll row (PostgreSQL) so two deliveries cannot both pass the check.
     await session.execute(select(Poll.id).where(Poll.id == poll.id).with_for_update())
     choices = set(await session.scalars(select(PollVote.choice).where(
         PollVote.poll_id == poll.id, PollVote.actor_id == voter_id)))
     if choice in choices or (choices and not poll.multiple):
-        return
+        return False
     session.add(PollVote(id=new_id(), poll_id=poll.id, actor_id=voter_id, choice=choice))
     await session.flush()
+    return True

@@ -124,3 +124,11 @@ async def poll_voted(session: AsyncSession, poll: Poll, voter_id: int) -> None:
     voter = await session.get(Actor, voter_id)
     if (ctx := federation_of(session)) is not None and voter is not None:
         await outbox.publish_vote(session, ctx, poll, voter)
+
+
+async def poll_changed(session: AsyncSession, poll: Poll) -> None:
+    """A local poll got a vote or closed: Update{Question} with its counts to where the post went."""
+    if (ctx := federation_of(session)) is not None and not poll.remote:
+        post = await session.get(Post, poll.post_id)
+        if post is not None and post.local:
+            await outbox.publish_poll_update(session, ctx, post)

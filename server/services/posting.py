@@ -537,6 +537,7 @@ async def vote_in_poll(session: AsyncSession, voter_id: int, poll: Poll, choices
     for choice in unique:
         session.add(PollVote(id=new_id(), poll_id=poll.id, actor_id=voter_id, choice=choice))
     await session.flush()
+    await federate.poll_changed(session, poll)  # our own poll: partners get the new counts
 
 
 async def close_expired_polls(session: AsyncSession, now: dt.datetime | None = None) -> int:
@@ -553,6 +554,7 @@ async def close_expired_polls(session: AsyncSession, now: dt.datetime | None = N
         voters = set(await session.scalars(select(PollVote.actor_id).where(PollVote.poll_id == poll.id)))
         for recipient in sorted({poll.author_id, *voters}):
             await _notify(session, recipient, "poll", poll.author_id, poll.post_id)
+        await federate.poll_changed(session, poll)  # our own poll: partners learn it ended
     await session.flush()
     return len(polls)
 

@@ -255,3 +255,26 @@ def test_mentions_are_capped_and_only_urls() -> None:
     tags += [{"type": "Mention", "href": "javascript:alert(1)"}, {"type": "Mention", "href": "https://b.test/u/0"}]
     mentions = parse_note({**_note_with([]), "tag": tags}).mentions
     assert len(mentions) == 100 and len(set(mentions)) == 100 and all(m.startswith("https://") for m in mentions)
+
+
+def test_a_message_to_a_village_only_is_direct_not_public_in_it() -> None:
+    groups = {"https://a.test/villages/north": "https://a.test/villages/north/followers"}
+    base = {"id": "https://b.test/users/cedar/statuses/9", "type": "Note", "attributedTo": "https://b.test/users/cedar",
+            "content": "<p>@north une question</p>",
+            "tag": [{"type": "Mention", "href": "https://a.test/villages/north"}]}
+    followers = "https://b.test/users/cedar/followers"
+    for addressing in ({"to": ["https://a.test/villages/north"]},
+                       {"to": "https://a.test/villages/north", "audience": "https://a.test/villages/north"},
+                       {"to": ["https://a.test/villages/north"], "cc": ["https://a.test/users/alder"]}):
+        assert visibility_of(parse_note({**base, **addressing}), followers, groups) == ("direct", None), addressing
+    # what we send for a public village post (to the village's followers) and Lemmy's shape stay public
+    ours = {"to": ["https://a.test/villages/north/followers"], "cc": [followers],
+            "audience": "https://a.test/villages/north"}
+    lemmy = {"to": ["https://a.test/villages/north", "https://www.w3.org/ns/activitystreams#Public"]}
+    by_audience = {"to": [followers], "audience": "https://a.test/villages/north"}
+    for addressing in (ours, lemmy, by_audience):
+        found = visibility_of(parse_note({**base, **addressing}), followers, groups)
+        assert found == ("public", "https://a.test/villages/north"), addressing
+    # to the author's followers and the village, without audience: still the village's
+    both = {"to": [followers, "https://a.test/villages/north"]}
+    assert visibility_of(parse_note({**base, **both}), followers, groups) == ("public", "https://a.test/villages/north")

@@ -1,11 +1,11 @@
 """What a partner sends besides text, across the pair rig (a.test and b.test, real signatures): media
 attachments, polls and the votes in them both ways, mentions of actors not known yet, and profiles.
 
-Our outgoing notes are plain Notes (federation/to_ap.py renders neither `attachment` nor `Question`),
-so what b.test "sends" here is written as Mastodon would send it and signed by b.test's own actor
-through b.test's outbox: `send` below. Polls are made for real on each side through the client API;
-`send_question_update` then announces a poll and its counts as Update{Question}, as Mastodon does.
-Residents act through the client API; what arrived is read from the receiving side's API and rows.
+Photos and polls are made for real through the client API on one side and cross as our notes carry
+them (`attachment`, `Question`, Update{Question} when votes come in or the poll ends). Shapes our
+own notes never take (other peers' fixtures, hostile documents, forged ballots) are written by hand
+and signed by b.test's own actor through b.test's outbox: `send` below. What arrived is read from
+the receiving side's API and rows.
 """
 
 from __future__ import annotations
@@ -16,18 +16,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from voisinage.federation import outbox
 from voisinage.federation.to_ap import iso
 from voisinage.models.actor import Actor
+from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.media import MediaAttachment
 from voisinage.models.poll import Poll, PollVote
 from voisinage.models.post import Mention, Post
+from voisinage.server.services.posting import close_expired_polls
 
 from ..rig.pair import Pair
-from .test_exchange import follow, local_row, post, remote_copy, sent_since
+from ..server.test_status_media import upload_photo
+from .test_exchange import follow, home_uris, local_row, post, remote_copy, sent_since
 
 NOTES = Path(__file__).parents[1] / "fixtures" / "peers" / "notes"
 AS = "https://www.w3.org/ns/activitystreams"
@@ -65,27 +68,6 @@ def note_by(actor: Actor, **fields: Any) -> dict[str, Any]:
             **fields}
 
 
-async def send_question_update(commune: Any, post_id: int, to_host: str) -> dict[str, Any]:
-    """The author of a local poll announces it (with its current counts) as Update{Question}."""
-    async with commune.sessionmaker() as session:
-        row = await session.get(Post, post_id)
-        poll = await session.scalar(select(Poll).where(Poll.post_id == post_id))
-        author = await session.get(Actor, row.author_id)
-        counts = dict((await session.execute(select(PollVote.choice, func.count()).where(
-            PollVote.poll_id == poll.id).group_by(PollVote.choice))).tuples().all())
-        voters = await session.scalar(select(func.count(func.distinct(PollVote.actor_id))).where(
-            PollVote.poll_id == poll.id))
-    options = [{"type": "Note", "name": title, "replies": {"type": "Collection", "totalItems": counts.get(i, 0)}}
-               for i, title in enumerate(poll.options)]
-    question = {"id": row.uri, "type": "Question", "attributedTo": author.uri, "to": [author.followers_uri],
-                "content": row.content, "published": iso(row.created_at), "endTime": iso(poll.expires_at),
-                "votersCount": voters, ("anyOf" if poll.multiple else "oneOf"): options}
-    activity = {"@context": AS, "id": f"{row.uri}#updates/{next(_serial)}", "type": "Update",
-                "actor": author.uri, "to": question["to"], "object": question}
-    await send(commune, author.username, activity, to_host)
-    return activity
-
-
 async def status_on(commune: Any, who: str, post_id: int) -> dict[str, Any]:
     code, body = await commune.api(who).get(f"/api/v1/statuses/{post_id}")
     assert code == 200, body
@@ -107,8 +89,6 @@ async def b_poll_seen_by_alder(pair: Pair, options: list[str], multiple: bool = 
     await pair.drain()
     original = await poll_post(pair.b, "cedar", options, multiple)
     await pair.drain()
-    await send_question_update(pair.b, original.id, "a.test")
-    await pair.drain()
     copy = await remote_copy(pair.a, original.uri)
     assert copy is not None
     return original, copy
@@ -119,8 +99,6 @@ async def a_poll_seen_by_cedar(pair: Pair, options: list[str], multiple: bool = 
     await follow(pair.b, "cedar", "@alder@a.test")
     await pair.drain()
     original = await poll_post(pair.a, "alder", options, multiple)
-    await pair.drain()
-    await send_question_update(pair.a, original.id, "b.test")
     await pair.drain()
     copy = await remote_copy(pair.b, original.uri)
     assert copy is not None
@@ -176,24 +154,46 @@ async def test_hostile_attachments_store_nothing_bad(pair: Pair) -> None:
     assert len(status["media_attachments"]) == 4 and "javascript" not in json.dumps(status)
 
 
+async def test_photo_posted_through_the_api_shows_on_the_partner(pair: Pair) -> None:
+    await follow(pair.a, "alder", "@cedar@b.test")
+    await pair.drain()
+    media_id = await upload_photo(pair.b, "cedar", "Des poireaux du jardin")
+    mark = len(pair.network.sent)
+    original = await post(pair.b, "cedar", status="Récolte", visibility="private", media_ids=[media_id])
+    await pair.drain()
+    own = await status_on(pair.b, "cedar", original.id)
+    (sent,) = sent_since(pair, mark, "a.test", "Create")
+    (document,) = sent.json["object"]["attachment"]
+    assert document == {"type": "Document", "mediaType": "image/jpeg", "url": own["media_attachments"][0]["url"],
+                        "name": "Des poireaux du jardin", "blurhash": own["media_attachments"][0]["blurhash"],
+                        "width": 32, "height": 24, "focalPoint": [0.0, 0.0]}
+    assert document["url"].startswith(pair.b.base_url + "/media/") and "proof" in sent.json["object"]
+    copy = await remote_copy(pair.a, original.uri)
+    assert copy is not None and original.uri in await home_uris(pair.a, "alder")
+    (image,) = (await status_on(pair.a, "alder", copy.id))["media_attachments"]
+    assert image["url"] == image["remote_url"] == document["url"] and image["type"] == "image"
+    assert image["description"] == "Des poireaux du jardin" and image["blurhash"] == document["blurhash"]
+    assert image["meta"]["original"]["width"] == 32 and image["meta"]["focus"] == {"x": 0.0, "y": 0.0}
+
+
 async def test_edit_replaces_media_and_delete_removes_them(pair: Pair) -> None:
     await follow(pair.a, "alder", "@cedar@b.test")
     await pair.drain()
-    cedar = await actor_row(pair.b, "cedar")
-    note = note_by(cedar, attachment=[{"type": "Image", "url": "https://b.test/1.png", "mediaType": "image/png"}])
-    await send(pair.b, "cedar", create(cedar.uri, note), "a.test")
+    first, second = await upload_photo(pair.b, "cedar", "avant"), await upload_photo(pair.b, "cedar", "après")
+    original = await post(pair.b, "cedar", status="Le potager", visibility="private", media_ids=[first])
     await pair.drain()
-    edited = dict(note, attachment=[{"type": "Image", "url": "https://b.test/2.png", "mediaType": "image/png"}])
-    await send(pair.b, "cedar", {"@context": AS, "id": f"{note['id']}#updates/1", "type": "Update",
-                                 "actor": cedar.uri, "to": note["to"], "object": edited}, "a.test")
+    code, body = await pair.b.api("cedar").put(f"/api/v1/statuses/{original.id}",
+                                               json={"status": "Le potager, plus tard", "media_ids": [second]})
+    assert code == 200, body
     await pair.drain()
-    copy = await remote_copy(pair.a, note["id"])
+    copy = await remote_copy(pair.a, original.uri)
     assert copy is not None and copy.edited_at is not None
-    assert [r.remote_url for r in await pair.a.rows(MediaAttachment)] == ["https://b.test/2.png"]
-    await send(pair.b, "cedar", {"@context": AS, "id": f"{note['id']}#delete", "type": "Delete", "actor": cedar.uri,
-                                 "to": note["to"], "object": {"id": note["id"], "type": "Tombstone"}}, "a.test")
+    rows = await pair.a.rows(MediaAttachment)
+    assert [(r.remote_url, r.description) for r in rows] == [(body["media_attachments"][0]["url"], "après")]
+    code, _ = await pair.b.api("cedar").delete(f"/api/v1/statuses/{original.id}")
+    assert code == 200
     await pair.drain()
-    assert await remote_copy(pair.a, note["id"]) is None and await pair.a.count(MediaAttachment) == 0
+    assert await remote_copy(pair.a, original.uri) is None and await pair.a.count(MediaAttachment) == 0
 
 
 # -- polls ----------------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ async def test_partner_poll_shows_and_a_local_vote_reaches_its_author(pair: Pair
     poll = status["poll"]
     assert [o["title"] for o in poll["options"]] == ["Samedi", "Dimanche"] and poll["votes_count"] == 0
     assert poll["expired"] is False and poll["voted"] is False and poll["multiple"] is False
-    assert status["edited_at"] is None  # a poll announced by an Update is not an edit
+    assert status["edited_at"] is None
     mark = len(pair.network.sent)
     code, body = await vote(pair.a, "alder", poll["id"], [1])
     assert code == 200, body
@@ -222,9 +222,9 @@ async def test_partner_poll_shows_and_a_local_vote_reaches_its_author(pair: Pair
     code, own = await pair.b.api("cedar").get(f"/api/v1/statuses/{original.id}")
     assert own["poll"]["votes_count"] == 1 and own["poll"]["options"][1]["votes_count"] == 1
     assert await pair.b.count(Post, Post.uri == vote_note["id"]) == 0
-    # b.test's next Update{Question} carries the real counts: our vote is not counted twice
-    await send_question_update(pair.b, original.id, "a.test")
-    await pair.drain()
+    # b.test sent its new counts back (Update{Question}): our vote is not counted twice
+    (update_sent,) = sent_since(pair, mark, "a.test", "Update")
+    assert update_sent.json["object"]["type"] == "Question" and update_sent.json["object"]["votersCount"] == 1
     poll = (await status_on(pair.a, "alder", copy.id))["poll"]
     assert [o["votes_count"] for o in poll["options"]] == [0, 1] and poll["voters_count"] == 1
     assert poll["own_votes"] == [1] and (await status_on(pair.a, "alder", copy.id))["edited_at"] is None
@@ -252,7 +252,12 @@ async def test_partner_votes_count_in_our_poll_once(pair: Pair) -> None:
     await pair.drain()
     code, own = await pair.a.api("alder").get(f"/api/v1/statuses/{original.id}")
     assert [o["votes_count"] for o in own["poll"]["options"]] == [1, 0] and own["poll"]["voters_count"] == 1
+    # a.test sent its new counts back (Update{Question})
+    poll = (await status_on(pair.b, "cedar", copy.id))["poll"]
+    assert [o["votes_count"] for o in poll["options"]] == [1, 0] and poll["voters_count"] == 1
+    assert poll["own_votes"] == [0]
     # the same voter again, for the other option, with a new activity id: still one vote
+    mark = len(pair.network.sent)
     cedar = await actor_row(pair.b, "cedar")
     again = {"id": f"{cedar.uri}#votes/replayed", "type": "Note", "name": "Non", "attributedTo": cedar.uri,
              "to": (await actor_row(pair.a, "alder")).uri, "inReplyTo": original.uri}
@@ -262,6 +267,39 @@ async def test_partner_votes_count_in_our_poll_once(pair: Pair) -> None:
     votes = await pair.a.rows(PollVote, PollVote.poll_id == a_poll.id)
     assert [(v.choice, v.actor_id) for v in votes] == [(0, votes[0].actor_id)] and len(votes) == 1
     assert await pair.a.count(Post, Post.author_id == votes[0].actor_id) == 0  # votes are not posts
+    assert sent_since(pair, mark, "b.test", "Update") == []  # nothing counted, nothing to announce
+
+
+async def test_local_votes_and_the_end_of_our_poll_reach_the_partner(pair: Pair) -> None:
+    original, copy = await a_poll_seen_by_cedar(pair, ["Oui", "Non"])
+    code, body = await pair.a.api("birch").post(f"/api/v1/accounts/{pair.a['alder'].actor_id}/follow")
+    assert code == 200, body
+    poll_id = (await status_on(pair.a, "birch", original.id))["poll"]["id"]
+    mark = len(pair.network.sent)
+    code, body = await vote(pair.a, "birch", poll_id, [1])  # a resident of a.test votes in alder's poll
+    assert code == 200, body
+    await pair.drain()
+    (sent,) = sent_since(pair, mark, "b.test", "Update")
+    question = sent.json["object"]
+    assert question["type"] == "Question" and question["id"] == original.uri and "proof" in question
+    assert [o["replies"]["totalItems"] for o in question["oneOf"]] == [0, 1] and "closed" not in question
+    poll = (await status_on(pair.b, "cedar", copy.id))["poll"]
+    assert [o["votes_count"] for o in poll["options"]] == [0, 1] and poll["expired"] is False
+    assert (await status_on(pair.b, "cedar", copy.id))["edited_at"] is None  # new counts are not an edit
+    # the poll ends on a.test: b.test learns it, with the final counts
+    async with write_session(pair.a.sessionmaker) as session:
+        await session.execute(update(Poll).where(Poll.post_id == original.id).values(
+            expires_at=utcnow() - dt.timedelta(minutes=1)))
+    async with write_session(pair.a.sessionmaker) as session:
+        assert await close_expired_polls(session) == 1
+    mark = len(pair.network.sent)
+    await pair.drain()
+    (sent,) = sent_since(pair, mark, "b.test", "Update")
+    assert "closed" in sent.json["object"] and sent.json["object"]["votersCount"] == 1
+    poll = (await status_on(pair.b, "cedar", copy.id))["poll"]
+    assert poll["expired"] is True and [o["votes_count"] for o in poll["options"]] == [0, 1]
+    code, _ = await vote(pair.b, "cedar", poll["id"], [0])
+    assert code == 422  # ended on b.test too
 
 
 async def test_votes_refused_store_nothing(pair: Pair) -> None:

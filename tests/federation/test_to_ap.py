@@ -13,6 +13,8 @@ from voisinage.federation.keys import generate_ed25519, generate_rsa
 from voisinage.federation.proofs import ProofError, verify_proof
 from voisinage.federation.vocab import PUBLIC_ALIASES
 from voisinage.models.actor import GROUP, PERSON, Actor
+from voisinage.models.media import MediaAttachment
+from voisinage.models.poll import Poll
 from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, UNLISTED, Post
 
 BASE = "https://a.test"
@@ -159,3 +161,62 @@ def test_activities() -> None:
     assert update_person["object"]["id"] == author.uri and update_person["to"] == [author.followers_uri]
     for activity in (create, announce, update, delete, follow, undo, accept, like, update_person):
         assert not find_public(activity)
+
+
+def media_row(description: str, blurhash: str | None) -> MediaAttachment:
+    return MediaAttachment(id=3, actor_id=1, post_id=7, kind="image", file_key="ab" * 16, content_type="image/jpeg",
+                           preview_content_type="image/jpeg", width=1600, height=1200, description=description,
+                           focus_x=0.25, focus_y=-0.5, blurhash=blurhash, processed=True)
+
+
+def test_note_with_media_carries_mastodon_documents_under_the_proof() -> None:
+    author = local_actor("alder")
+    attachments = [to_ap.attachment_of(media_row("Un vélo rouge", "UCF~K@%M00Rj"), f"{BASE}/media/ab/1.jpg"),
+                   to_ap.attachment_of(media_row("", None), f"{BASE}/media/ab/2.jpg")]
+    doc = to_ap.post_to_note(make_post(PRIVATE, author, None), author, mentions=[], tags=[], audience=None,
+                             in_reply_to_uri=None, base_url=BASE, attachments=attachments)
+    assert doc["type"] == "Note" and doc["attachment"] == [
+        {"type": "Document", "mediaType": "image/jpeg", "url": f"{BASE}/media/ab/1.jpg", "name": "Un vélo rouge",
+         "blurhash": "UCF~K@%M00Rj", "width": 1600, "height": 1200, "focalPoint": [0.25, -0.5]},
+        {"type": "Document", "mediaType": "image/jpeg", "url": f"{BASE}/media/ab/2.jpg", "name": None,
+         "width": 1600, "height": 1200, "focalPoint": [0.25, -0.5]}]
+    assert verify_proof(doc, key_lookup(author)) is True
+    tampered = copy.deepcopy(doc)
+    tampered["attachment"][0]["name"] = "autre chose"
+    with pytest.raises(ProofError):
+        verify_proof(tampered, key_lookup(author))
+
+
+def poll_row(multiple: bool, hide_totals: bool = False, closed: bool = False) -> Poll:
+    return Poll(id=5, post_id=7, author_id=1, options=["Oui", "Non", "Peut-être"], multiple=multiple,
+                hide_totals=hide_totals, expires_at=WHEN + dt.timedelta(days=1),
+                closed_at=WHEN + dt.timedelta(hours=2) if closed else None, remote_counts=None)
+
+
+def test_poll_is_a_question_with_counts_end_and_voters() -> None:
+    author = local_actor("alder")
+    question = to_ap.question_of(poll_row(multiple=False), [2, 0, 1], 3)
+    doc = to_ap.post_to_note(make_post(PRIVATE, author, None), author, mentions=[], tags=[], audience=None,
+                             in_reply_to_uri=None, base_url=BASE, question=question)
+    assert doc["type"] == "Question" and "anyOf" not in doc and "closed" not in doc
+    assert doc["oneOf"] == [{"type": "Note", "name": name, "replies": {"type": "Collection", "totalItems": votes}}
+                            for name, votes in (("Oui", 2), ("Non", 0), ("Peut-être", 1))]
+    assert doc["endTime"] == "2026-11-26T12:00:00Z" and doc["votersCount"] == 3
+    assert verify_proof(doc, key_lookup(author)) is True
+    update = to_ap.question_update_of(doc, author)
+    assert update["type"] == "Update" and update["object"] is doc and update["to"] == doc["to"]
+    later = to_ap.question_update_of(
+        to_ap.post_to_note(make_post(PRIVATE, author, None), author, mentions=[], tags=[], audience=None,
+                           in_reply_to_uri=None, base_url=BASE, question=to_ap.question_of(poll_row(False), [2, 1, 1], 4)),
+        author)
+    assert later["id"] != update["id"]  # new counts, new activity: receivers do not drop it as seen
+
+
+def test_multiple_closed_and_hidden_polls() -> None:
+    closed = to_ap.question_of(poll_row(multiple=True, closed=True), [1, 1, 0], 1)
+    assert "oneOf" not in closed and [o["name"] for o in closed["anyOf"]] == ["Oui", "Non", "Peut-être"]
+    assert closed["closed"] == "2026-11-25T14:00:00Z"
+    hidden = to_ap.question_of(poll_row(multiple=False, hide_totals=True), [4, 2, 0], 6)
+    assert [o["replies"]["totalItems"] for o in hidden["oneOf"]] == [0, 0, 0] and hidden["votersCount"] == 6
+    shown = to_ap.question_of(poll_row(multiple=False, hide_totals=True, closed=True), [4, 2, 0], 6)
+    assert [o["replies"]["totalItems"] for o in shown["oneOf"]] == [4, 2, 0]

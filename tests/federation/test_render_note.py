@@ -1,0 +1,56 @@
+"""Rendering our notes with their media and polls: a bounded number of queries, whatever they carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from voisinage.federation.outbox import render_note
+from voisinage.models.db import write_session
+from voisinage.models.post import Post
+from voisinage.server.keys import ENGINE
+
+from ..rig.pair import Pair
+from ..server.test_status_media import upload_photo
+from .test_exchange import post
+
+
+async def queries_to_render(commune: Any, post_id: int) -> tuple[int, dict[str, Any]]:
+    """(queries, document) of rendering one post, its author's keys already made."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    async with write_session(commune.sessionmaker) as session:  # the first time may create keys
+        await render_note(session, Pair.ctx(commune), await session.get(Post, post_id))
+    engine = commune.app[ENGINE].sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with commune.sessionmaker() as session:
+            document, _ = await render_note(session, Pair.ctx(commune), await session.get(Post, post_id))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen), document
+
+
+async def test_render_note_queries_do_not_grow_with_media_or_votes(pair: Pair) -> None:
+    one = await post(pair.b, "cedar", status="Une", visibility="private", media_ids=[await upload_photo(pair.b, "cedar")])
+    four = await post(pair.b, "cedar", status="Quatre", visibility="private",
+                      media_ids=[await upload_photo(pair.b, "cedar", f"photo {i}") for i in range(4)])
+    few, document = await queries_to_render(pair.b, one.id)
+    many, document_four = await queries_to_render(pair.b, four.id)
+    assert len(document["attachment"]) == 1 and len(document_four["attachment"]) == 4
+    assert [a["name"] for a in document_four["attachment"]] == [f"photo {i}" for i in range(4)]
+    assert many == few
+
+    poll = await post(pair.b, "cedar", status="Sondage", visibility="public",
+                      poll={"options": ["A", "B", "C"], "expires_in": 3600})
+    empty, question = await queries_to_render(pair.b, poll.id)
+    poll_id = (await pair.b.api("cedar").get(f"/api/v1/statuses/{poll.id}"))[1]["poll"]["id"]
+    code, body = await pair.b.api("dogwood").post(f"/api/v1/polls/{poll_id}/votes", json={"choices": ["2"]})
+    assert code == 200, body
+    voted, counted = await queries_to_render(pair.b, poll.id)
+    assert question["type"] == counted["type"] == "Question" and question["votersCount"] == 0
+    assert [o["replies"]["totalItems"] for o in counted["oneOf"]] == [0, 0, 1] and counted["votersCount"] == 1
+    assert voted == empty <= few + 3
