@@ -5,7 +5,7 @@ The steps (STYLE.md flow (b), SECURITY.md "Inbox"), each refusal before any work
 2. bounded JSON parse (jsonguard) -> 400;
 3. the keyId's host must be a partner -> else 401, and nothing is looked up or fetched;
 4. the key from `actors.public_key_for`; `signatures.verify_request` on the raw path (on failure the
-   key is fetched again once: the peer may have rotated it) -> 401;
+   key is fetched again once, at most once a minute per key: the peer may have rotated it) -> 401;
 5. the key's owner must be the activity's `actor` (fedify CVE-2025-54888) -> 401; the activity id
    must be on the signer's host (Misskey InboxProcessorService) -> 401;
 6. a blocked or suspended actor -> 202 with nothing stored (the sender learns nothing);
@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.db import write_session
 from voisinage.models.ids import new_id
@@ -38,6 +39,7 @@ from .vocab import first, get_id
 log = logging.getLogger("voisinage.federation.inbox")
 
 MAX_BODY = 1024 * 1024
+KEY_REFETCH_EVERY = 60.0  # seconds: a key whose signature failed is fetched again at most this often
 
 
 class Refused(Exception):
@@ -94,10 +96,25 @@ async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool)
         raise Refused(401, f"key {key_id[:200]}: {exc}") from None
 
 
+def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
+    """Whether a partner's key may be fetched again after a failed verification: once a minute per
+    keyId, so that anyone sending bad signatures in a partner's name cannot make us hammer it."""
+    mark = f"refetched:{key_id}"
+    now = ctx.clock()
+    last = ctx.key_cache.get(mark)
+    if isinstance(last, float) and 0 <= now - last < KEY_REFETCH_EVERY:
+        return False
+    ctx.key_cache[mark] = float(now)
+    return True
+
+
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
                           body: bytes) -> Actor:
-    """The actor whose key signed this request; refreshes the key once when verification fails."""
+    """The actor whose key signed this request; refreshes the key once when verification fails
+    (at most once a minute per key: `may_refetch_key`)."""
     for refresh in (False, True):
+        if refresh and not may_refetch_key(ctx, key_id):
+            raise Refused(401, "signature does not match the known key (refetched recently)")
         owner, key = await _key(ctx, session, key_id, refresh)
         try:
             signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
@@ -175,6 +192,8 @@ async def _check_recipient(ctx: FederationContext, request: web.Request) -> None
     slug = request.match_info.get("slug")
     if name is None and slug is None:
         return
+    if "\x00" in (slug or name or ""):  # no such name, and PostgreSQL refuses the character in a query
+        raise Refused(404, "no such inbox")
     kind_clause = Actor.kind == GROUP if slug is not None else Actor.kind != GROUP
     async with ctx.sessionmaker() as session:
         found = await session.scalar(select(Actor.id).where(

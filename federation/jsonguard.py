@@ -56,12 +56,27 @@ def check_shape(raw: bytes, *, max_depth: int = MAX_DEPTH, max_elements: int = M
                 raise JsonRefused(f"JSON has more than {max_elements} elements")
 
 
+def has_nul_escape(raw: bytes) -> bool:
+    """Whether a JSON text escapes a NUL character (`\\u0000` after an even run of backslashes)."""
+    start = raw.find(b"\\u0000")
+    while start != -1:
+        before = start
+        while before > 0 and raw[before - 1] == _BACKSLASH:
+            before -= 1
+        if (start - before) % 2 == 0:
+            return True
+        start = raw.find(b"\\u0000", start + 1)
+    return False
+
+
 def parse_object(raw: bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH,
                  max_elements: int = MAX_ELEMENTS) -> dict[str, Any]:
     """Parse `raw` as one JSON object within the bounds, or raise JsonRefused."""
     if len(raw) > max_bytes:
         raise JsonRefused(f"body is over {max_bytes} bytes")
     check_shape(raw, max_depth=max_depth, max_elements=max_elements)
+    if has_nul_escape(raw):  # no peer sends one, and PostgreSQL cannot store it in a text
+        raise JsonRefused("JSON string with a NUL character")
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

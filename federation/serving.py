@@ -34,6 +34,7 @@ from voisinage.models.village import Village
 
 from .actors import ApParseError, NotPartner, UnknownActor, public_key_for
 from .context import FEDERATION, FederationContext
+from .inbox import may_refetch_key
 from .local_keys import ensure_local_keys, get_instance_actor
 from .partners import host_of, is_partner
 from .signatures import SignatureError, key_id_of, verify_request
@@ -71,7 +72,7 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
     Order (SECURITY.md): the keyId's host must be a partner (else NotPartner, before any key lookup),
     then the key is looked up (cache, database, or a signed fetch) and the signature verified against
     `request.raw_path`, our domain as Host, and `body`; on failure the key is refetched once (key
-    rotation). Raises NotPartner or SignatureError. `session` may be written to (new remote actors).
+    rotation), at most once a minute per key. Raises NotPartner or SignatureError. `session` may be written to (new remote actors).
     """
     if not is_signed(request):
         return None
@@ -91,7 +92,7 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
     try:
         check(key)
     except SignatureError:
-        if actor.local:
+        if actor.local or not may_refetch_key(ctx, key_id):
             raise
         actor, key = await _lookup_key(ctx, session, key_id, refresh=True)
         check(key)
@@ -159,6 +160,8 @@ def ap_response(document: dict[str, Any], *, private: bool) -> web.Response:
 
 async def get_local_actor(session: AsyncSession, name: str, kind: str) -> Actor:
     """A local, not suspended Person (by username) or Group (by slug); 404 otherwise."""
+    if "\x00" in name:  # no such name, and PostgreSQL refuses the character in a query
+        raise web.HTTPNotFound()
     actor = await session.scalar(select(Actor).where(
         func.lower(Actor.username) == name.lower(), Actor.domain == "", Actor.kind == kind,
         Actor.suspended_at.is_(None)))
@@ -327,10 +330,11 @@ async def get_outbox(request: web.Request) -> web.Response:
 async def _visible_post(request: web.Request, signer: Actor, *, activity: bool) -> tuple[Actor, Post]:
     """The post of the URL, if the signer's instance may see it; 404 or 410 otherwise."""
     ctx = request.app[FEDERATION]
-    try:
-        post_id = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    text = request.match_info["id"]
+    # ids are ASCII decimals of 63-bit numbers: the route's \d+ also matches other scripts' digits
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 1 << 63):
+        raise web.HTTPNotFound()
+    post_id = int(text)
     async with ctx.sessionmaker() as session:
         owner = await _owner(request, session)
         post = await session.get(Post, post_id)

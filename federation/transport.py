@@ -28,10 +28,10 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 import aiohttp
-import orjson
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from . import jsonguard
 from .netguard import (
     AddressRefused,
     GuardedResolver,
@@ -208,13 +208,11 @@ def _check_content_type(header: str | None, allow_json: bool) -> None:
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, with the inbox's bounds (depth, elements, no NUL character)."""
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadJson(f"body is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise BadJson("body is not a JSON object")
-    return document
+        return jsonguard.parse_object(body, max_bytes=len(body))
+    except jsonguard.JsonRefused as exc:
+        raise BadJson(f"body refused: {exc}") from None
 
 
 def _check_id(document: dict[str, Any], urls: Iterable[str]) -> None:

@@ -51,8 +51,9 @@ async def errors_and_cors(request: web.Request, handler: Any) -> web.StreamRespo
             raise
         message = {404: "Record not found", 405: "Method not allowed", 413: "Request entity too large"}.get(
             exc.status, exc.reason)
-        response = ApiError(exc.status, message, headers={k: v for k, v in exc.headers.items()
-                                                          if k.lower() in ("allow", "retry-after")}).response()
+        kept = {k: v for k, v in exc.headers.items()
+                if k.lower() in ("allow", "retry-after") or k.lower().startswith("x-ratelimit-")}
+        response = ApiError(exc.status, message, headers=kept).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if not _wants_json(request.path):
@@ -121,6 +122,11 @@ async def api_rate_limit(request: web.Request, handler: Any) -> web.StreamRespon
                            request.app[CLOCK]())
     if not state.allowed:
         raise too_many_requests(state)
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except (ApiError, web.HTTPException) as exc:  # errors count too, and say so (as Mastodon's do)
+        for name, value in state.headers().items():
+            exc.headers.setdefault(name, value)  # a tighter limit's own headers (household codes) win
+        raise
     response.headers.update(state.headers())
     return response

@@ -209,25 +209,27 @@ async def read_params(request: web.Request) -> Params:
                 else:
                     pairs.append((key, value))
             data.update(fold_pairs(pairs))
-    _refuse_nul(data)
+    _drop_nul(data)
     params = Params(data, files)
     request["params"] = params
     return params
 
 
-def _refuse_nul(data: dict[str, Any]) -> None:
-    """422 for a NUL character in any name or text: PostgreSQL cannot store one, and no app sends it."""
-    stack: list[tuple[str, Any]] = [("", data)]
+def _drop_nul(data: dict[str, Any]) -> None:
+    """Drop NUL characters from every name and text, in place: PostgreSQL text cannot hold them, and
+    dropping them (not an error) is what the statuses API has always done."""
+    stack: list[dict[str, Any] | list[Any]] = [data]
     while stack:
-        name, value = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise ApiError(422, f"Validation failed: {name or 'a parameter'} contains a NUL character")
-        elif isinstance(value, dict):
-            stack.extend(("a parameter name", key) for key in value)
-            stack.extend((key, item) for key, item in value.items())
-        elif isinstance(value, list):
-            stack.extend((name, item) for item in value)
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in [k for k in node if isinstance(k, str) and "\x00" in k]:
+                node[key.replace("\x00", "")] = node.pop(key)
+        for key, value in (node.items() if isinstance(node, dict) else enumerate(node)):
+            if isinstance(value, str):
+                if "\x00" in value:
+                    node[key] = value.replace("\x00", "")  # type: ignore[index]
+            elif isinstance(value, (dict, list)):
+                stack.append(value)
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,29 @@ async def test_remote_url_on_our_own_domain_is_local_and_never_fetched(pair: Pai
     assert not [u for u in recording.fetched if u.startswith(A)]
 
 
+async def test_other_spellings_of_our_own_domain_are_never_fetched(pair: Pair) -> None:
+    """Upper case, a trailing dot, the default port, another scheme: still us, so never fetched."""
+    from voisinage.federation.context import FEDERATION
+    from voisinage.federation.partners import host_of
+
+    ctx = pair.a.app[FEDERATION]
+    recording = ctx.transport = Recording(ctx.transport)
+    status, local = await pair.a.api("alder").post("/api/v1/statuses", json={"status": "Brocante"})
+    assert status == 200
+    await pair.drain()
+    posts = await pair.a.count(Post)
+    path = local["uri"].removeprefix(A)
+    for n, origin in enumerate(("https://A.TEST", "https://a.test.", "https://a.test:443", "http://a.test",
+                                "https://a.test:8443", "https://xn--a-test")):
+        boost = {"id": f"{B}/users/cedar/statuses/6{n}/activity", "type": "Announce", "actor": f"{B}/users/cedar",
+                 "object": f"{origin}{path}", "to": ["https://www.w3.org/ns/activitystreams#Public"]}
+        assert await send(pair, boost) == 202
+    await pair.drain()
+    ours = [u for u in recording.fetched if host_of(u).split(":")[0] == "a.test"]
+    assert ours == []
+    assert await pair.a.count(Post) == posts  # no ghost copy of our own post under another spelling
+
+
 async def test_activity_claiming_our_domain_is_refused_and_stores_nothing(pair: Pair) -> None:
     """A partner signing a Create whose actor and note are on our domain (impersonating alder)."""
     before = (await pair.a.count(InboxItem), await pair.a.count(Post))
