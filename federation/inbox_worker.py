@@ -48,24 +48,27 @@ async def process_item(ctx: FederationContext, item_id: int) -> str:
     """Dispatch one item; returns its new state ("done", "failed" or "pending" for a retry).
 
     SQLite refuses to turn a read transaction into a write one when another connection wrote in
-    between ("database is locked" at once, not after the busy timeout): such an item is tried again
-    at once, a few times, before it waits for a backoff."""
+    between ("database is locked" at once, not after the busy timeout), which a busy inbox makes
+    common: such an item is tried again holding the write lock from the start, which cannot fail so,
+    and only then waits for a backoff."""
     for attempt in range(BUSY_TRIES):
-        state = await _process_once(ctx, item_id, last=attempt == BUSY_TRIES - 1)
+        state = await _process_once(ctx, item_id, last=attempt == BUSY_TRIES - 1, immediate=attempt > 0)
         if state != _BUSY:
             return state
-        await asyncio.sleep(0.05 * (attempt + 1))
+        await asyncio.sleep(0.05 * attempt)
     return PENDING
 
 
 _BUSY = "busy"
 
 
-async def _process_once(ctx: FederationContext, item_id: int, *, last: bool) -> str:
+async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, immediate: bool = False) -> str:
     try:
-        # A deferred transaction (not write_session): handlers fetch from peers, and a peer checking
-        # our signature fetches our instance actor, which must not wait behind our write lock (SQLite).
-        async with ctx.sessionmaker() as session:
+        # First a deferred transaction (not write_session): handlers may fetch from peers, and nothing
+        # of ours should wait behind our write lock during a round trip (SQLite). `immediate` (a retry
+        # after a conflict) takes the write lock first: most items need no fetch at all.
+        opened = write_session(ctx.sessionmaker) if immediate else ctx.sessionmaker()
+        async with opened as session:
             item = await session.get(InboxItem, item_id)
             if item is None:
                 return DONE

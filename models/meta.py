@@ -67,10 +67,8 @@ async def hit_counter(session: AsyncSession, key: str, window_seconds: int, now:
     start = int(now) - int(now) % window_seconds
     stmt = _insert(session)(RateCounter).values(key=key, window_start=start, count=1)
     stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
-                                      set_={"count": RateCounter.count + 1})
-    await session.execute(stmt)
-    count = await session.scalar(
-        select(RateCounter.count).where(RateCounter.key == key, RateCounter.window_start == start))
+                                      set_={"count": RateCounter.count + 1}).returning(RateCounter.count)
+    count = await session.scalar(stmt)
     return int(count or 0), start + window_seconds
 
 
