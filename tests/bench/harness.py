@@ -23,10 +23,10 @@ from typing import Any
 import requests
 
 from ..rig.pg import PostgresServer, free_port
-from ..rig.process import VOISINAGE, ServeProcess, write_config
+from ..rig.process import ServeProcess, add_resident, cli, in_db, wait_for, write_config
 
-NOT_MEASURED = "not measured"
-TAKAHE = {"home_rps": 20.0, "posts_per_s": 79.0}  # the issue's figures for Takahē 0.11, same class of box
+# The issue's figures for Takahē 0.11, same class of box.
+TAKAHE = {"home_rps": 20.0, "posts_per_s": 79.0, "end_to_end_posts_per_s": 3.1}
 
 
 @dataclass
@@ -43,12 +43,14 @@ class Profile:
     inbox_activities: int = 1000
     fanout_receivers: int = 50
     fanout_posts: int = 20
+    e2e_posts: int = 100
+    e2e_concurrency: int = 8
 
 
 def profile_named(name: str) -> Profile:
     if name == "smoke":
         return Profile("smoke", ["sqlite"], [200], 3, 10, [2], 1.0, posting_concurrency=2, rsa_seconds=0.2,
-                       inbox_activities=20, fanout_receivers=3, fanout_posts=2)
+                       inbox_activities=20, fanout_receivers=3, fanout_posts=2, e2e_posts=3)
     sizes = [10_000, 1_000_000] if os.environ.get("BENCH_FULL") == "1" else [10_000]
     engines = [e.strip() for e in os.environ.get("BENCH_ENGINES", "sqlite,postgresql").split(",") if e.strip()]
     # Villages of ~20 members: home rows = posts x members, as the real posting path writes them.
@@ -113,15 +115,13 @@ def rss_mb(pid: int) -> float:
 
 
 def start_timed(server: ServeProcess, timeout: float = 60.0) -> float:
-    """Start `voisinage serve`; seconds from process start to the first 200 on /api/v1/instance."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    server.log = open(server.config.parent / "serve.log", "wb")
+    """Start `voisinage serve`; seconds from process start to the first 200 on /api/v1/instance
+    (polled every 5 ms: ServeProcess.start polls every 100 ms and takes any answer)."""
     began = time.perf_counter()
-    server.proc = subprocess.Popen([VOISINAGE, "--config", str(server.config), "serve"], stdout=server.log,
-                                   stderr=subprocess.STDOUT, env=env)
+    proc = server.launch()
     while time.perf_counter() - began < timeout:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"serve exited: {(server.config.parent / 'serve.log').read_text()}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited: {server.log_path.read_text()}")
         try:
             if requests.get(f"{server.url}/api/v1/instance", timeout=1).status_code == 200:
                 return time.perf_counter() - began
@@ -212,11 +212,7 @@ class Instance:
         self.config = write_config(self.folder, self.url, self.port, **{"[ratelimit]\napi_per_5min": "0"})
 
     def cli(self, *args: str) -> str:
-        result = subprocess.run([VOISINAGE, "--config", str(self.config), *args], capture_output=True,
-                                text=True, timeout=7200)
-        if result.returncode != 0:
-            raise RuntimeError(f"voisinage {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
-        return result.stdout
+        return cli(self.config, *args, timeout=7200)  # seeding 1,000,000 posts takes minutes
 
     def seed_data(self, villages: int, residents: int, posts: int) -> None:
         began = time.perf_counter()
@@ -276,18 +272,13 @@ def _database_url(engine: str, folder: Path, pg: PostgresServer | None, name: st
     return f"{pg.url}/{name}"
 
 
-def _not_measured(reason: str) -> dict[str, str]:
-    return {"status": NOT_MEASURED, "reason": reason}
-
-
 def run(profile: Profile, out_dir: Path, work_dir: Path, log: Any = print) -> dict[str, Any]:
     began = time.perf_counter()
     results: dict[str, Any] = {
         "profile": profile.name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(), "seconds_per_load": profile.seconds,
         "seed": {}, "home_timeline": {}, "posting": {}, "memory": {}, "inbox_ingest": {},
-        "fanout": {},
-        "end_to_end": _not_measured("two instances, POST on A to home timeline on B: not implemented yet"),
+        "fanout": {}, "end_to_end": {},
     }
     log("RSA references...")
     results["rsa"] = rsa_rates(profile.rsa_seconds)
@@ -306,6 +297,8 @@ def run(profile: Profile, out_dir: Path, work_dir: Path, log: Any = print) -> di
                 instance.seed_data(profile.villages, profile.residents, size)
                 results["seed"][engine][str(size)] = instance.seed
                 _measure_instance(profile, instance, engine, size, size == profile.sizes[0], results, work_dir, log)
+            log(f"[{engine}] end to end: {profile.e2e_posts} posts on A to a home timeline on B...")
+            results["end_to_end"][engine] = _end_to_end(engine, work_dir, pg, profile)
             if pg is not None:
                 pg.stop()
                 pg = None
@@ -388,19 +381,15 @@ def add_partner_actor(url: str) -> dict[str, str]:
     private_pem, public_pem = generate_rsa()
     uri = f"https://{PARTNER}/users/rowan"
 
-    async def insert() -> None:
-        engine, sessionmaker = await db.open_database(url)
-        try:
-            async with db.write_session(sessionmaker) as session:
-                await add_partner(session, PARTNER)
-                session.add(Actor(id=new_id(), username="rowan", domain=PARTNER, kind=PERSON, uri=uri,
-                                  inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"https://{PARTNER}/inbox",
-                                  followers_uri=f"{uri}/followers", key_id=f"{uri}#main-key",
-                                  public_key_pem=public_pem, fields=[], note_source=""))
-        finally:
-            await engine.dispose()
+    async def insert(sessionmaker: Any) -> None:
+        async with db.write_session(sessionmaker) as session:
+            await add_partner(session, PARTNER)
+            session.add(Actor(id=new_id(), username="rowan", domain=PARTNER, kind=PERSON, uri=uri,
+                              inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"https://{PARTNER}/inbox",
+                              followers_uri=f"{uri}/followers", key_id=f"{uri}#main-key",
+                              public_key_pem=public_pem, fields=[], note_source=""))
 
-    asyncio.run(insert())
+    in_db(url, insert)
     return {"uri": uri, "key_id": f"{uri}#main-key", "private_pem": private_pem}
 
 
@@ -532,9 +521,9 @@ class Receivers:
 
 def add_village_followers(url: str, email: str, ports: list[int]) -> None:
     """Make each 127.0.0.1:PORT a partner whose one resident follows the village of `email`'s resident."""
-    import voisinage.models.all_models  # noqa: F401
     from sqlalchemy import select
 
+    import voisinage.models.all_models  # noqa: F401
     from voisinage.federation.partners import add_partner
     from voisinage.models import db
     from voisinage.models.actor import PERSON, Actor
@@ -543,29 +532,25 @@ def add_village_followers(url: str, email: str, ports: list[int]) -> None:
     from voisinage.models.resident import Resident
     from voisinage.models.village import Village
 
-    async def insert() -> None:
-        engine, sessionmaker = await db.open_database(url)
-        try:
-            async with db.write_session(sessionmaker) as session:
-                village_actor = await session.scalar(
-                    select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
-                    .join(Resident, Resident.actor_id == Actor.id).where(Resident.email == email))
-                for port in ports:
-                    host = f"127.0.0.1:{port}"
-                    await add_partner(session, host)
-                    uri = f"http://{host}/users/linden"
-                    actor = Actor(id=new_id(), username="linden", domain=host, kind=PERSON, uri=uri,
-                                  inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"http://{host}/inbox",
-                                  followers_uri=f"{uri}/followers", key_id=f"{uri}#main-key",
-                                  public_key_pem="", fields=[], note_source="")
-                    session.add(actor)
-                    await session.flush()
-                    session.add(Follow(id=new_id(), follower_id=actor.id, target_id=village_actor,
-                                       state=ACCEPTED, uri=f"{uri}#follow"))
-        finally:
-            await engine.dispose()
+    async def insert(sessionmaker: Any) -> None:
+        async with db.write_session(sessionmaker) as session:
+            village_actor = await session.scalar(
+                select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
+                .join(Resident, Resident.actor_id == Actor.id).where(Resident.email == email))
+            for port in ports:
+                host = f"127.0.0.1:{port}"
+                await add_partner(session, host)
+                uri = f"http://{host}/users/linden"
+                actor = Actor(id=new_id(), username="linden", domain=host, kind=PERSON, uri=uri,
+                              inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"http://{host}/inbox",
+                              followers_uri=f"{uri}/followers", key_id=f"{uri}#main-key",
+                              public_key_pem="", fields=[], note_source="")
+                session.add(actor)
+                await session.flush()
+                session.add(Follow(id=new_id(), follower_id=actor.id, target_id=village_actor,
+                                   state=ACCEPTED, uri=f"{uri}#follow"))
 
-    asyncio.run(insert())
+    in_db(url, insert)
 
 
 def _fanout(instance: Instance, server: ServeProcess, token: str, email: str, profile: Profile) -> dict[str, Any]:
@@ -591,6 +576,130 @@ def _fanout(instance: Instance, server: ServeProcess, token: str, email: str, pr
                 "deliveries_per_s": receivers.received / seconds if seconds > 0 else 0.0}
     finally:
         receivers.stop()
+
+
+def _end_to_end(engine: str, work_dir: Path, pg: PostgresServer | None, profile: Profile) -> dict[str, Any]:
+    """Two real instances of `engine`, partners made with the CLI; B's village north is a neighbour of
+    A's (`voisinage neighbour add`), so a public post of A's resident alder reaches the home timeline of
+    B's resident cedar as A's village's Announce. `e2e_posts` statuses POSTed on A at `e2e_concurrency`:
+    posts/s from the first POST until the last one is seen on B, and each post's latency from its POST
+    to its first sighting (B's home timeline polled every E2E_POLL_S)."""
+    a, b = (Instance(work_dir / f"e2e-{engine}-{side}", _database_url(engine, work_dir, pg, f"e2e_{engine}_{side}"))
+            for side in ("a", "b"))
+    host_a, host_b = f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"
+    for instance in (a, b):
+        instance.cli("village", "add", "north", "--name", "Nord")
+    a.cli("partner", "add", host_b)
+    b.cli("partner", "add", host_a)
+    serve_a, serve_b = ServeProcess(a.config, a.port), ServeProcess(b.config, b.port)
+    try:
+        serve_a.start()
+        serve_b.start()
+        b.cli("neighbour", "add", "north", f"@north@{host_a}")
+        wait_for(lambda: _neighbour_accepted(b.url, host_a), "the Accept of the neighbour link")
+        writer = add_resident(a.url, serve_a.url, "alder")
+        reader = add_resident(b.url, serve_b.url, "cedar")
+        measured = asyncio.run(_post_and_watch(serve_a.url, writer, serve_b.url, reader, profile.e2e_posts,
+                                               profile.e2e_concurrency))
+    finally:
+        serve_b.stop()
+        serve_a.stop()
+    measured["ratio_to_target_100"] = measured["posts_per_s"] / 100.0
+    measured["ratio_to_takahe"] = measured["posts_per_s"] / TAKAHE["end_to_end_posts_per_s"]
+    return measured
+
+
+E2E_POLL_S = 0.05
+# Ids are milliseconds << 16, minted before their row commits: each poll re-reads the last 250 ms of ids,
+# and once posting is over a sweep of the whole timeline every second finds any row committed later.
+E2E_REREAD_IDS = 250 << 16
+
+
+def _neighbour_accepted(url_b: str, host_a: str) -> bool:
+    from sqlalchemy import select
+
+    from voisinage.models.actor import Actor
+    from voisinage.models.follow import ACCEPTED, Follow
+
+    async def work(sessionmaker: Any) -> bool:
+        async with sessionmaker() as session:
+            return await session.scalar(select(Follow.state).join(Actor, Actor.id == Follow.target_id)
+                                        .where(Actor.domain == host_a)) == ACCEPTED
+
+    return bool(in_db(url_b, work))
+
+
+async def _post_and_watch(url_a: str, writer: str, url_b: str, reader: str, count: int, concurrency: int,
+                          timeout: float = 300.0) -> dict[str, Any]:
+    """POST `count` public statuses on A with `concurrency` clients while one client pages through the
+    reader's home timeline on B (min_id, oldest first) until every post has been seen or `timeout`."""
+    import aiohttp
+
+    sent: dict[str, float] = {}  # status uri -> when its POST began
+    seen: dict[str, float] = {}  # status uri -> when B's home timeline first showed it
+    errors = 0
+    pending = list(range(count))
+    posting_done = False
+
+    async def poster(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while pending:
+            i = pending.pop()
+            began = time.perf_counter()
+            async with session.post(f"{url_a}/api/v1/statuses", headers={"Authorization": f"Bearer {writer}"},
+                                    json={"status": f"Vide-grenier place de l'Église, emplacement {i}",
+                                          "visibility": "public"}) as answer:
+                if answer.status == 200:
+                    sent[(await answer.json())["uri"]] = began
+                else:
+                    await answer.read()
+                    errors += 1
+
+    async def watcher(session: aiohttp.ClientSession, deadline: float) -> None:
+        newest = 0
+        swept_at = 0.0
+
+        async def pages(key: str, bound: int | None, pick: Any) -> None:
+            """Every page of 40 from `bound` on (min_id: upwards; max_id: downwards from the newest)."""
+            nonlocal newest
+            while True:
+                params = {"limit": "40"} if bound is None else {"limit": "40", key: str(bound)}
+                async with session.get(f"{url_b}/api/v1/timelines/home", params=params,
+                                       headers={"Authorization": f"Bearer {reader}"}) as answer:
+                    answer.raise_for_status()
+                    page = await answer.json()
+                now = time.perf_counter()
+                for status in page:
+                    seen.setdefault((status.get("reblog") or status)["uri"], now)
+                if not page:
+                    return
+                newest = max(newest, *(int(status["id"]) for status in page))
+                if len(page) < 40:
+                    return
+                bound = pick(int(status["id"]) for status in page)
+
+        while time.perf_counter() < deadline and not (posting_done and sent.keys() <= seen.keys()):
+            await pages("min_id", max(0, newest - E2E_REREAD_IDS), max)
+            if posting_done and time.perf_counter() - swept_at > 1.0 and not sent.keys() <= seen.keys():
+                swept_at = time.perf_counter()
+                await pages("max_id", None, min)
+            await asyncio.sleep(E2E_POLL_S)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as posting, \
+            aiohttp.ClientSession() as watching:
+        began = time.perf_counter()
+        watch = asyncio.create_task(watcher(watching, began + timeout))
+        await asyncio.gather(*(poster(posting) for _ in range(concurrency)))
+        post_seconds = time.perf_counter() - began
+        posting_done = True
+        await watch
+    arrived = [uri for uri in sent if uri in seen]
+    seconds = (max(seen[uri] for uri in arrived) - began) if arrived else timeout
+    latencies = [seen[uri] - sent[uri] for uri in arrived]
+    return {"posts": count, "concurrency": concurrency, "errors": errors, "arrived": len(arrived),
+            "poll_ms": E2E_POLL_S * 1000, "post_seconds": post_seconds, "seconds": seconds,
+            "posts_per_s": len(arrived) / seconds if seconds > 0 else 0.0,
+            "p50_ms": _percentile(latencies, 0.50) * 1000, "p99_ms": _percentile(latencies, 0.99) * 1000}
 
 
 def _posting(base: str, tokens: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
@@ -661,6 +770,16 @@ def markdown(r: dict[str, Any]) -> str:
     for engine, v in r["fanout"].items():
         lines.append(f"| {engine} | {v['receivers']} | {v['posts']} | {v['delivered']} / {v['expected']} | "
                      f"{_f(v['seconds'], 2)} | {_f(v['deliveries_per_s'])} | {_f(v['ratio_to_rsa_sign'], 3)} |")
+    lines += ["", "## End to end: POST on A to visible in a home timeline on B (two real instances)", "",
+              "| engine | posts | concurrency | arrived | seconds | posts/s | p50 ms | p99 ms | "
+              "ratio to target 100/s | ratio to Takahē (3.1/s) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for engine, v in r["end_to_end"].items():
+        lines.append(f"| {engine} | {v['posts']} | {v['concurrency']} | {v['arrived']} / {v['posts']} | "
+                     f"{_f(v['seconds'], 2)} | {_f(v['posts_per_s'])} | {_f(v['p50_ms'], 0)} | {_f(v['p99_ms'], 0)} | "
+                     f"{_f(v['ratio_to_target_100'], 3)} | {_f(v['ratio_to_takahe'], 1)} |")
+    lines += ["", "Latencies from each POST to its first sighting in B's home timeline, polled every "
+              f"{_f(E2E_POLL_S * 1000, 0)} ms."]
     lines += ["", "## Memory and start-up (`voisinage serve`, one process: web + workers)", "",
               "| engine | start-up s | RSS idle MB | RSS after timeline load MB | RSS after posting MB | "
               "RSS after inbox MB | RSS after fan-out MB |",
@@ -676,12 +795,9 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {engine} | {int(size):,} | {v['residents']} | {_f(v['seconds'])} | "
                          f"{_f(v['posts_per_s'], 0)} | {v['home_rows']:,} |")
     rsa = r["rsa"]
-    lines += ["", "## References and what is not measured", "",
+    lines += ["", "## References", "",
               f"RSA-2048 on one core (cryptography): {_f(rsa['sign_per_s'], 0)} signatures/s, "
-              f"{_f(rsa['verify_per_s'], 0)} verifications/s.", ""]
-    for key in ("end_to_end",):
-        v = r[key]
-        lines.append(f"- {key}: {v.get('status', 'measured')}" + (f" ({v['reason']})" if "reason" in v else ""))
+              f"{_f(rsa['verify_per_s'], 0)} verifications/s."]
     lines.append(f"\nTotal run: {_f(r.get('duration_s', 0), 0)} s.\n")
     return "\n".join(lines)
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -17,8 +14,8 @@ from voisinage.models.actor import GROUP, Actor
 from voisinage.models.delivery import Delivery
 from voisinage.models.instance import Instance as InstanceRow
 
-from ..rig.pg import free_port
-from .test_cli import SCRIPT, Instance, assert_one_line_error, instance, sqlite_instance  # noqa: F401
+from ..rig.process import WorkerProcess, free_port
+from .test_cli import Instance, assert_one_line_error, instance, sqlite_instance  # noqa: F401
 
 
 def test_partner_add_list_remove(instance: Instance) -> None:
@@ -59,15 +56,13 @@ def _enqueue_unreachable(instance: Instance, host: str) -> None:
     instance.query(work)
 
 
-def test_worker_delivers_and_stops_on_sigterm(sqlite_instance: Instance, tmp_path: Path) -> None:
+def test_worker_delivers_and_stops_on_sigterm(sqlite_instance: Instance) -> None:
     sqlite_instance.config.write_text(sqlite_instance.config.read_text()
                                       + "[federation]\nallow_private_addresses = true\n")
     sqlite_instance.ok("village", "add", "north", "--name", "Nord")
     host = f"127.0.0.1:{free_port()}"  # nobody listens: the delivery fails and is rescheduled
     _enqueue_unreachable(sqlite_instance, host)
-    log = open(tmp_path / "worker.log", "wb")
-    proc = subprocess.Popen([str(SCRIPT), "--config", str(sqlite_instance.config), "worker"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(sqlite_instance.config).start()
     try:
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -75,13 +70,9 @@ def test_worker_delivers_and_stops_on_sigterm(sqlite_instance: Instance, tmp_pat
             if rows and rows[0].attempts >= 1:
                 break
             time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    assert code == 0, (tmp_path / "worker.log").read_text()
+        code = worker.stop()  # SIGTERM, then kill if it does not exit
+    assert code == 0, worker.log_path.read_text()
     row = sqlite_instance.rows(Delivery)[0]
     assert row.attempts == 1 and row.state == "pending" and row.locked_until is None
     assert row.last_error

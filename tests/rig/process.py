@@ -45,9 +45,9 @@ def write_config(folder: Path, db_url: str, port: int, **extra: str) -> Path:
     return config
 
 
-def cli(config: Path, *args: str) -> str:
+def cli(config: Path, *args: str, timeout: float = 120) -> str:
     result = subprocess.run([VOISINAGE, "--config", str(config), *args], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"voisinage {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
@@ -71,14 +71,19 @@ class ServeProcess:
         self.log_path = config.parent / log_name
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> ServeProcess:
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it to answer."""
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([VOISINAGE, "--config", str(self.config), "serve", "--port", str(self.port)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        return self.proc
+
+    def start(self, timeout: float = 30.0) -> ServeProcess:
+        proc = self.launch()
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise AssertionError(f"serve exited: {self.log_path.read_text()}")
             try:
                 requests.get(f"{self.url}/api/v1/instance", timeout=1)
