@@ -164,14 +164,15 @@ def attachment_of(media: MediaAttachment, url: str) -> dict[str, Any]:
 
 def question_of(poll: Poll, counts: Sequence[int], voters: int) -> dict[str, Any]:
     """The fields that make a Note a Question, as Mastodon sends them: `oneOf` (`anyOf` for multiple
-    choice) with each option's votes, `endTime`, `closed` once closed, `votersCount`. While a poll
-    hiding its totals runs, every option shows 0 votes."""
-    hidden = poll.hide_totals and poll.closed_at is None
+    choice) with each option's votes, `endTime`, `closed` once closed, `votersCount`. The counts are
+    the real ones even while a poll hiding its totals runs, as Mastodon sends them (apps hide them)."""
     options = [{"type": "Note", "name": title,
-                "replies": {"type": "Collection", "totalItems": 0 if hidden or i >= len(counts) else counts[i]}}
+                "replies": {"type": "Collection", "totalItems": counts[i] if i < len(counts) else 0}}
                for i, title in enumerate(poll.options)]
     fields: dict[str, Any] = {"type": "Question", ("anyOf" if poll.multiple else "oneOf"): options,
-                              "endTime": iso(poll.expires_at), "votersCount": voters}
+                              "votersCount": voters}
+    if poll.expires_at is not None:
+        fields["endTime"] = iso(poll.expires_at)
     if poll.closed_at is not None:
         fields["closed"] = iso(poll.closed_at)
     return fields

@@ -6,7 +6,8 @@ A vote arrives as Mastodon sends it: Create{Note} with `name` = the option's tit
 in a multiple-choice poll), only while the poll is open and only from an actor who may see the post
 (a follower for a followers-only post, a mentioned actor for a direct one, an instance that may
 fetch it for a public one); it is never stored as a post. Once counted, the instances that received the
-poll get its new counts (Update{Question}).
+poll get its new counts (Update{Question}), at most once a minute (`Poll.update_due`). A Question
+without `endTime` (Misskey, Pleroma allow open polls) is stored without an end.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from voisinage.models.actor import Actor
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.poll import Poll, PollVote
-from voisinage.models.actor import Actor
 from voisinage.models.post import DIRECT, PRIVATE, Mention, Post
 from voisinage.models.remote_audience import remote_may_see
 
@@ -31,11 +33,6 @@ from .common import get_post
 
 log = logging.getLogger("voisinage.federation.poll")
 
-# A Question without `endTime` (Misskey, Pleroma allow open polls) stays open; `expires_at` is
-# required, so it is set this far after the post.
-OPEN_POLL = dt.timedelta(days=3650)
-
-
 def _now(ictx: InboxContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ictx.ctx.clock(), dt.UTC)
 
@@ -44,7 +41,7 @@ async def store_remote_poll(session: AsyncSession, post: Post, parsed: ParsedPol
     """The Poll of a remote Question, with the counts its origin announces."""
     poll = Poll(id=new_id(), post_id=post.id, author_id=post.author_id, options=list(parsed.options),
                 multiple=parsed.multiple, hide_totals=False, remote_counts=list(parsed.counts),
-                remote_voters=parsed.voters, expires_at=parsed.expires_at or post.created_at + OPEN_POLL,
+                remote_voters=parsed.voters, expires_at=parsed.expires_at,
                 closed_at=parsed.closed_at)
     session.add(poll)
     await session.flush()
@@ -87,13 +84,13 @@ async def take_vote(ictx: InboxContext, note: dict[str, Any]) -> bool:
     if post is None or poll is None or not post.local:
         log.info("vote by %s in %s, which is not one of our polls: ignored", ictx.signer.uri, question_uri[:200])
         return True
-    if title not in poll.options or poll.closed_at is not None or poll.expires_at <= _now(ictx):
+    if title not in poll.options or poll.ended(_now(ictx)):
         log.info("vote by %s in poll %s: closed or no such option", ictx.signer.uri, poll.id)
         return True
     if not await _may_vote(ictx.session, post, ictx.signer):
         log.info("vote by %s in poll %s, which it may not see: ignored", ictx.signer.uri, poll.id)
         return True
-    if await _count_vote(ictx.session, poll, ictx.signer.id, poll.options.index(title)):
+    if await _count_vote(ictx.session, poll, ictx.signer.id, poll.options.index(title)) and poll.update_due(_now(ictx)):
         await publish_poll_update(ictx.session, ictx.ctx, post)  # the instances that received it see the counts
     return True
 
@@ -112,8 +109,9 @@ async def _may_vote(session: AsyncSession, post: Post, voter: Actor) -> bool:
 async def _count_vote(session: AsyncSession, poll: Poll, voter_id: int, choice: int) -> bool:
     """Once per actor, or once per option in a multiple-choice poll (Mastodon sends one Create each);
     True when counted."""
-    # Lock the poll row (PostgreSQL) so two deliveries cannot both pass the check.
-    await session.execute(select(Poll.id).where(Poll.id == poll.id).with_for_update())
+    # Lock the poll row (PostgreSQL) so two deliveries cannot both pass the check, and read it again.
+    await session.execute(select(Poll).where(Poll.id == poll.id).with_for_update()
+                          .execution_options(populate_existing=True))
     choices = set(await session.scalars(select(PollVote.choice).where(
         PollVote.poll_id == poll.id, PollVote.actor_id == voter_id)))
     if choice in choices or (choices and not poll.multiple):

@@ -293,9 +293,9 @@ class StatusBatch:
                 self.own_votes.setdefault(poll_id, []).append(choice)
 
     def render_poll(self, poll: Poll) -> dict[str, Any]:
-        """Mastodon's Poll entity; with `hide_totals`, option counts are null until the poll ends."""
-        now = dt.datetime.now(dt.UTC)
-        expired = poll.closed_at is not None or poll.expires_at <= now
+        """Mastodon's Poll entity; with `hide_totals`, option counts are null until the poll ends. A
+        partner's poll without an end has `expires_at` null."""
+        expired = poll.ended(dt.datetime.now(dt.UTC))
         tally = self.tallies.get(poll.id, {})
         voters: int | None = self.voters.get(poll.id, 0)
         if poll.remote_counts is not None:  # a partner's poll: the counts its origin announces

@@ -1,7 +1,8 @@
 """Periodic housekeeping that belongs to the whole instance, run by `serve` and `worker` alike.
 
-Each job is safe to run in several processes at once (PostgreSQL scale-out): closing a poll, deleting
-an orphan upload or an old counter happens once because the rows themselves say what is left to do.
+Each job is safe to run in several processes at once (PostgreSQL scale-out): closing a poll, sending
+its pending counts, deleting an orphan upload or an old counter happens once because the rows themselves
+say what is left to do.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import logging
 import time
 from pathlib import Path
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.meta import IdempotentResult, prune_counters
+from voisinage.models.poll import UPDATE_EVERY, Poll
 
-from . import media
+from . import federate, media
 from .posting import close_expired_polls
 
 log = logging.getLogger("voisinage.maintenance")
@@ -37,6 +39,8 @@ async def run_once(sessionmaker: async_sessionmaker[AsyncSession], media_root: P
     async with write_session(sessionmaker) as session:
         done["polls"] = await close_expired_polls(session, now)
     async with write_session(sessionmaker) as session:
+        done["poll_updates"] = await send_poll_updates(session, now)
+    async with write_session(sessionmaker) as session:
         done["orphan_media"] = await media.cleanup_orphans(session, media_root, now=now)
     async with write_session(sessionmaker) as session:
         result = await session.execute(delete(IdempotentResult).where(
@@ -44,6 +48,20 @@ async def run_once(sessionmaker: async_sessionmaker[AsyncSession], media_root: P
         done["idempotency_keys"] = result.rowcount or 0
         await prune_counters(session, now.timestamp() - COUNTER_DAYS * 86400)
     return done
+
+
+async def send_poll_updates(session: AsyncSession, now: dt.datetime) -> int:
+    """Update{Question} for our open polls that counted votes since the last one, sent over
+    `UPDATE_EVERY` ago (`Poll.update_due`); returns how many polls were sent."""
+    polls = list(await session.scalars(
+        select(Poll).where(Poll.update_pending.is_(True), Poll.closed_at.is_(None),
+                           Poll.federated_at <= now - UPDATE_EVERY)
+        .order_by(Poll.id).limit(500).with_for_update(skip_locked=True)))
+    for poll in polls:
+        poll.federated(now)
+        await federate.poll_changed(session, poll)
+    await session.flush()
+    return len(polls)
 
 
 async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], media_root: Path,
@@ -57,5 +75,5 @@ async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], media_root
             log.exception("maintenance round failed")
         try:
             await asyncio.wait_for(stop.wait(), max(1.0, INTERVAL_SECONDS - (time.monotonic() - started)))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass

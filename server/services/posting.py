@@ -51,6 +51,7 @@ from voisinage.models.post import (
 from voisinage.models.resident import Resident
 from voisinage.models.status_edit import StatusEdit
 from voisinage.models.timeline import HomeEntry, add_to_homes, tag_followers_who_see
+from voisinage.models.tombstone import Tombstone
 from voisinage.models.uris import announce_uri, post_uri
 from voisinage.models.village import Village
 
@@ -464,6 +465,9 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
         await session.execute(delete(Post).where(Post.reblog_of_id == post.id))
     streams = status_streams(post, await _post_tags(session, post.id))
     await session.execute(delete(Post).where(Post.id == post.id))
+    if post.local:  # partners asking for it later: 410 only when it was public (federation/serving.py)
+        session.add(Tombstone(uri=post.uri, deleter_uri=await session.scalar(
+            select(Actor.uri).where(Actor.id == post.author_id)), public=post.visibility in (PUBLIC, UNLISTED)))
     await queue_event(session, Event("delete", post.id, streams=streams))
     if post.visibility == DIRECT:
         await _rewind_conversations(session, post)
@@ -512,7 +516,7 @@ def create_poll(session: AsyncSession, post: Post, spec: PollSpec, start: dt.dat
 
 
 def poll_expired(poll: Poll, now: dt.datetime | None = None) -> bool:
-    return poll.closed_at is not None or poll.expires_at <= (now or utcnow())
+    return poll.ended(now or utcnow())
 
 
 async def vote_in_poll(session: AsyncSession, voter_id: int, poll: Poll, choices: Sequence[int]) -> None:
@@ -528,8 +532,10 @@ async def vote_in_poll(session: AsyncSession, voter_id: int, poll: Poll, choices
         raise unprocessable("Validation failed: This poll allows only one choice")
     if any(c < 0 or c >= len(poll.options) for c in unique):
         raise unprocessable("Validation failed: Invalid choice")
-    # One vote per account: lock the poll row (PostgreSQL) so two requests cannot both pass the check.
-    await session.execute(select(Poll.id).where(Poll.id == poll.id).with_for_update())
+    # One vote per account: lock the poll row (PostgreSQL) so two requests cannot both pass the check,
+    # and read it again (when partners were last sent its counts).
+    await session.execute(select(Poll).where(Poll.id == poll.id).with_for_update()
+                          .execution_options(populate_existing=True))
     voted = await session.scalar(select(PollVote.id).where(PollVote.poll_id == poll.id,
                                                            PollVote.actor_id == voter_id).limit(1))
     if voted is not None:
@@ -537,11 +543,13 @@ async def vote_in_poll(session: AsyncSession, voter_id: int, poll: Poll, choices
     for choice in unique:
         session.add(PollVote(id=new_id(), poll_id=poll.id, actor_id=voter_id, choice=choice))
     await session.flush()
-    await federate.poll_changed(session, poll)  # our own poll: partners get the new counts
+    if not poll.remote and poll.update_due(utcnow()):  # our own poll: partners get the new counts
+        await federate.poll_changed(session, poll)
 
 
 async def close_expired_polls(session: AsyncSession, now: dt.datetime | None = None) -> int:
-    """Close the polls that ended by `now`: a `poll` notification to the author and every voter.
+    """Close the polls that ended by `now`: a `poll` notification to the author and every voter who
+    are residents here (a partner's actor has no notifications here), and to partners the final counts.
 
     For a periodic worker (and called lazily by the polls API); returns how many polls were closed.
     """
@@ -551,10 +559,13 @@ async def close_expired_polls(session: AsyncSession, now: dt.datetime | None = N
         .limit(500).with_for_update(skip_locked=True)))
     for poll in polls:
         poll.closed_at = now
-        voters = set(await session.scalars(select(PollVote.actor_id).where(PollVote.poll_id == poll.id)))
-        for recipient in sorted({poll.author_id, *voters}):
+        voters = set(await session.scalars(select(PollVote.actor_id).where(
+            PollVote.poll_id == poll.id, PollVote.actor_id.in_(select(Actor.id).where(Actor.domain == "")))))
+        for recipient in sorted(voters if poll.remote else {poll.author_id, *voters}):
             await _notify(session, recipient, "poll", poll.author_id, poll.post_id)
-        await federate.poll_changed(session, poll)  # our own poll: partners learn it ended
+        if not poll.remote:  # our own poll: partners learn it ended, whatever was sent last
+            poll.federated(now)
+            await federate.poll_changed(session, poll)
     await session.flush()
     return len(polls)
 
