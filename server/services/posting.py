@@ -208,7 +208,7 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
     if language is not None and not LANGUAGE.match(language):
         raise unprocessable("language is not a valid ISO 639 code")
     parent = await _reply_target(session, viewer, new.in_reply_to_id)
-    visibility, audience_id = await _placement(session, author, visibility, parent)
+    visibility, audience_id = _placement(viewer, visibility, parent)
     rendered = await render_text(session, text, site.base_url, site.domain)
     sensitive = new.sensitive if new.sensitive is not None else bool(resident and resident.default_sensitive)
 
@@ -271,19 +271,17 @@ async def _reply_target(session: AsyncSession, viewer: Viewer, post_id: int | No
     return post
 
 
-async def _placement(session: AsyncSession, author: Actor, visibility: str,
-                     parent: Post | None) -> tuple[str, int | None]:
-    """(visibility, audience village) of a new post: its village, or its thread's village."""
+def _placement(author: Viewer, visibility: str, parent: Post | None) -> tuple[str, int | None]:
+    """(visibility, audience village) of a new post by `author`: its village, or its thread's village."""
     if parent is not None and WIDTH[parent.visibility] < WIDTH[visibility]:
         visibility = parent.visibility
     if visibility in (PRIVATE, DIRECT):
         return visibility, None
     if parent is not None and parent.audience_id is not None:
         return visibility, parent.audience_id
-    village_actor = await session.scalar(select(Village.actor_id).where(Village.id == author.village_id))
-    if village_actor is None:
+    if author.village_actor_id is None:
         raise unprocessable("Your account has no home village, so it can only post to followers")
-    return visibility, village_actor
+    return visibility, author.village_actor_id
 
 
 async def _store_mentions_and_tags(session: AsyncSession, post: Post, mentions: list[int],
@@ -467,7 +465,7 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
     await session.execute(delete(Post).where(Post.id == post.id))
     if post.local:  # partners asking for it later: 410 only when it was public (federation/serving.py)
         session.add(Tombstone(uri=post.uri, deleter_uri=await session.scalar(
-            select(Actor.uri).where(Actor.id == post.author_id)), public=post.visibility in (PUBLIC, UNLISTED)))
+            select(Actor.uri).where(Actor.id == post.author_id)), public=post.visibility == PUBLIC))
     await queue_event(session, Event("delete", post.id, streams=streams))
     if post.visibility == DIRECT:
         await _rewind_conversations(session, post)
