@@ -23,13 +23,13 @@ from sqlalchemy import func, select
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.delivery import Delivery
-from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.queue import DONE
 
 from ..conftest import BACKENDS
 from ..rig.process import (
     ServeProcess,
     WorkerProcess,
+    add_remote_fans,
     add_resident_in,
     cli,
     free_port,
@@ -57,14 +57,7 @@ def seed(url: str, base_url: str, receivers: list[Receiver], slug: str,
             tokens = {name: (await add_resident_in(session, base_url, name, village))[1]
                       for name, village in residents.items()}
             village = await session.scalar(select(Actor).where(Actor.username == slug, Actor.domain == ""))
-            for r in receivers:
-                base = f"http://{r.host}"
-                fan = Actor(username="fan", domain=r.host, uri=f"{base}/users/fan", inbox_uri=f"{base}/users/fan/inbox",
-                            shared_inbox_uri=f"{base}/inbox", url=f"{base}/@fan")
-                session.add(fan)
-                await session.flush()
-                session.add(Follow(follower_id=fan.id, target_id=village.id, state=ACCEPTED,
-                                   uri=f"{base}/follows/{slug}"))
+            await add_remote_fans(session, [r.host for r in receivers], village)
         return tokens
 
     return in_db(url, work)

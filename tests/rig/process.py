@@ -21,6 +21,8 @@ from typing import Any
 import requests
 
 from voisinage.models import db
+from voisinage.models.actor import Actor
+from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.oauth import Application, Token, token_digest
 from voisinage.server.services import registration, villages
 
@@ -192,3 +194,15 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 45.0) -> Non
 
 __all__ = ["ServeProcess", "WorkerProcess", "add_resident", "add_resident_in", "cli", "free_port", "in_db",
            "lease_env", "post", "wait_for", "write_config"]
+
+
+async def add_remote_fans(session: Any, hosts: list[str], target: Actor) -> None:
+    """One actor `fan` on each of these loopback partner hosts, following `target` (accepted), as a
+    partner's resident would after our Accept."""
+    for host in hosts:
+        base = f"http://{host}"
+        fan = Actor(username="fan", domain=host, uri=f"{base}/users/fan", inbox_uri=f"{base}/users/fan/inbox",
+                    shared_inbox_uri=f"{base}/inbox", url=f"{base}/@fan")
+        session.add(fan)
+        await session.flush()
+        session.add(Follow(follower_id=fan.id, target_id=target.id, state=ACCEPTED, uri=f"{base}/follows/{target.id}"))

@@ -28,11 +28,20 @@ from voisinage.federation.transport import HttpTransport, Timeouts
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.delivery import Delivery
-from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, PENDING
 
-from ..rig.process import ServeProcess, add_resident_in, cli, free_port, in_db, lease_env, wait_for, write_config
+from ..rig.process import (
+    ServeProcess,
+    add_remote_fans,
+    add_resident_in,
+    cli,
+    free_port,
+    in_db,
+    lease_env,
+    wait_for,
+    write_config,
+)
 from ..rig.process import post as post_status
 from .receiver import Receiver
 
@@ -45,14 +54,7 @@ def seed(url: str, base_url: str, receivers: list[Receiver]) -> str:
     async def work(sessionmaker: Any) -> str:
         async with db.write_session(sessionmaker) as session:
             alder, token = await add_resident_in(session, base_url, "alder")
-            for r in receivers:
-                base = f"http://{r.host}"
-                remote = Actor(username="fan", domain=r.host, uri=f"{base}/users/fan", inbox_uri=f"{base}/users/fan/inbox",
-                               shared_inbox_uri=f"{base}/inbox", url=f"{base}/@fan")
-                session.add(remote)
-                await session.flush()
-                session.add(Follow(follower_id=remote.id, target_id=alder.id, state=ACCEPTED,
-                                   uri=f"{base}/follows/{alder.id}"))
+            await add_remote_fans(session, [r.host for r in receivers], alder)
         return token
 
     return in_db(url, work)
