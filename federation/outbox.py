@@ -392,24 +392,19 @@ async def _boost_activity(session: AsyncSession, ctx: FederationContext, boost: 
                           to_ap.iso(boost.created_at))
 
 
-async def publish_boost(session: AsyncSession, ctx: FederationContext, boost: Post) -> None:
-    """Send a resident's boost (Announce) where it may go (see `_boost_parts`)."""
+async def publish_boost(session: AsyncSession, ctx: FederationContext, boost: Post, *, undo: bool = False) -> None:
+    """Send a resident's boost (Announce) where it may go (see `_boost_parts`); with `undo`, withdraw
+    it (Undo{Announce}) from there (call before deleting the row)."""
     parts = await _boost_parts(session, boost)
     if parts is None or not parts[3]:
         return
     booster, original, author, inboxes = parts
-    activity = await _boost_activity(session, ctx, boost, booster, original, author, embed=True)
-    await publish(session, ctx, activity, booster, inboxes)
+    announce = await _boost_activity(session, ctx, boost, booster, original, author, embed=not undo)
+    await publish(session, ctx, to_ap.undo_of(announce, booster) if undo else announce, booster, inboxes)
 
 
 async def publish_undo_boost(session: AsyncSession, ctx: FederationContext, boost: Post) -> None:
-    """Withdraw a resident's boost (Undo{Announce}) from where it went (call before deleting the row)."""
-    parts = await _boost_parts(session, boost)
-    if parts is None or not parts[3]:
-        return
-    booster, original, author, inboxes = parts
-    announce = await _boost_activity(session, ctx, boost, booster, original, author, embed=False)
-    await publish(session, ctx, to_ap.undo_of(announce, booster), booster, inboxes)
+    await publish_boost(session, ctx, boost, undo=True)
 
 
 async def publish_actor_update(session: AsyncSession, ctx: FederationContext, actor: Actor) -> None:
