@@ -54,7 +54,7 @@ MAX_DISPLAY_NAME = 200
 MAX_USERNAME = 64
 MAX_NOTE = 20_000
 MAX_URL = 512
-MAX_FIELDS = 4  # Mastodon's profile field limit (Account::DEFAULT_FIELDS_SIZE)
+MAX_FIELDS = 20  # remote profile fields kept (Pleroma, GoToSocial send more than Mastodon's 4)
 MAX_FIELD_TEXT = 2047  # Mastodon's Account::Field limit for remote accounts
 # PropertyValue as peers write it: compacted, or with the schema.org IRI when their context does not
 # map it (JSON-LD processors that expand the term).

@@ -10,11 +10,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from .partners import host_of
 from .transport import HttpTransport, Transport
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
 @dataclass
@@ -30,9 +34,33 @@ class FederationContext:
     key_cache: dict[str, Any] = field(default_factory=dict)
 
     def is_local_url(self, url: str) -> bool:
-        from urllib.parse import urlsplit
+        """Whether the URL is on our host, however spelled: any case, trailing dot, IDN, or the
+        scheme's default port (`https://A.TEST:443/...` is `https://a.test/...`)."""
+        return self.local_url(url) is not None
 
-        return urlsplit(url).netloc.lower() == self.domain
+    def local_url(self, url: str) -> str | None:
+        """Our own URL as we write it (base_url + path), when `url` is on our host; None otherwise."""
+        host = _host_without_default_port(url)
+        if host is None or host != _host_without_default_port(self.base_url):
+            return None
+        parts = urlsplit(url)
+        query = f"?{parts.query}" if parts.query else ""
+        fragment = f"#{parts.fragment}" if parts.fragment else ""
+        return f"{self.base_url.rstrip('/')}{parts.path}{query}{fragment}"
+
+    def canonical_url(self, url: str | None) -> str | None:
+        """Our own URL as we write it, or any other URL unchanged."""
+        return (self.local_url(url) or url) if url else url
+
+
+def _host_without_default_port(url: str) -> str | None:
+    """The normalized host[:port] of an http(s) URL, without the scheme's default port; None for others."""
+    try:
+        host = host_of(url)
+    except ValueError:
+        return None
+    default = _DEFAULT_PORTS[urlsplit(url).scheme.lower()]
+    return host.removesuffix(default)
 
 
 FEDERATION = web.AppKey("federation", FederationContext)

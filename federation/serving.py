@@ -341,8 +341,9 @@ async def _visible_post(request: web.Request, signer: Actor, *, activity: bool) 
         boost = activity and post is not None and post.reblog
         expected = f"{owner.uri}/statuses/{post_id}" + ("/activity" if boost else "")
         if post is None or not post.local or post.author_id != owner.id or post.uri != expected:
-            if post is None and await session.get(Tombstone, f"{owner.uri}/statuses/{post_id}") is not None:
-                raise web.HTTPGone()
+            tombstone = await session.get(Tombstone, expected) if post is None else None
+            if tombstone is not None and tombstone.public:
+                raise web.HTTPGone()  # only a public post's deletion is told; a private one was never there
             raise web.HTTPNotFound()
         if post.reblog and not activity:
             raise web.HTTPNotFound()  # a boost is an Announce activity, not an object

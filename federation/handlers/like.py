@@ -20,7 +20,7 @@ from .note import undo_announce_by
 @handles("Like")
 async def on_like(ictx: InboxContext, activity: dict[str, Any]) -> None:
     """The signer likes one of our posts: a favourite, counted, and its author told."""
-    post = await get_post(ictx.session, get_id(first(activity.get("object"))))
+    post = await get_post(ictx.session, ictx.ctx.canonical_url(get_id(first(activity.get("object")))))
     if post is None or not post.local or post.reblog_of_id is not None or post.visibility == DIRECT:
         return
     found = await ictx.session.scalar(select(Favourite.id).where(

@@ -107,8 +107,9 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     existing = await get_post(ictx.session, parsed.uri)
     if existing is not None:
         return existing
-    if await ictx.session.get(Tombstone, parsed.uri) is not None:
-        log.info("note %s was deleted before it arrived: not stored", parsed.uri)
+    tombstone = await ictx.session.get(Tombstone, parsed.uri)
+    if tombstone is not None and tombstone.deleter_uri == parsed.author_uri:
+        log.info("note %s was deleted by its author before it arrived: not stored", parsed.uri)
         return None
     author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri)
     groups = await _known_groups(ictx, parsed)
@@ -204,7 +205,7 @@ async def on_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
         obj = first(obj.get("object"))  # Lemmy: a group announces the whole Create, not the note
     if ictx.ctx.is_local_url(get_id(obj) or ""):
         # a boost of one of our posts: looked up here, never fetched; only public posts leave us
-        original = await get_post(ictx.session, get_id(obj))
+        original = await get_post(ictx.session, ictx.ctx.canonical_url(get_id(obj)))
         if original is None or not original.local or original.visibility != PUBLIC:
             return
     else:
@@ -263,11 +264,47 @@ async def on_announce_update(ictx: InboxContext, activity: dict[str, Any]) -> No
 
 @handles("Announce", "Delete")
 async def on_announce_delete(ictx: InboxContext, activity: dict[str, Any]) -> None:
-    """A group relays the Delete of a note in its thread: believed once the note's origin says it is gone."""
+    """A group relays the Delete of a note in its thread: believed once the note's origin says it is gone.
+    A note not arrived yet leaves a Tombstone by the Delete's actor (on the note's host), so that its
+    late Create or Announce is not stored."""
     inner = first(activity.get("object"))
-    post = await _relayed_post(ictx, first(inner.get("object")) if isinstance(inner, dict) else None)
-    if post is not None and await _gone_at_origin(ictx, post.uri):
-        await delete_remote_post(ictx, post)
+    if not isinstance(inner, dict):
+        return
+    uri = get_id(first(inner.get("object")))
+    post = await _relayed_post(ictx, uri)
+    if post is not None:
+        if await _gone_at_origin(ictx, post.uri):
+            await delete_remote_post(ictx, post)
+        return
+    author = get_id(first(inner.get("actor")))
+    if not ictx.signer.is_group or not uri or not author or not same_host(uri, author) \
+            or ictx.ctx.is_local_url(uri) or await get_post(ictx.session, uri) is not None \
+            or await _is_actor(ictx, uri):
+        return
+    if await _gone_at_origin(ictx, uri):
+        await _leave_tombstone(ictx, uri, author)
+
+
+async def _is_actor(ictx: InboxContext, uri: str) -> bool:
+    return await ictx.session.scalar(select(Actor.id).where(Actor.uri == uri)) is not None
+
+
+def _under(uri: str, actor_uri: str | None) -> bool:
+    """Whether the uri is under the actor's own (`.../users/cedar/statuses/1` under `.../users/cedar`)."""
+    return bool(actor_uri) and uri.startswith(f"{actor_uri.rstrip('/')}/")
+
+
+async def _leave_tombstone(ictx: InboxContext, uri: str, deleter_uri: str, *, author: bool = False) -> None:
+    """Remember that `deleter_uri` deleted the note `uri` (only the author's tombstone stops the author's
+    Create). A tombstone left by someone else gives way when the deleter is known to be the note's
+    `author`, or when the uri is under the deleter's own and not under the previous deleter's."""
+    tombstone = await ictx.session.get(Tombstone, uri)
+    if tombstone is None:
+        ictx.session.add(Tombstone(uri=uri, deleter_uri=deleter_uri))
+    elif tombstone.deleter_uri != deleter_uri and (
+            author or (_under(uri, deleter_uri) and not _under(uri, tombstone.deleter_uri))):
+        tombstone.deleter_uri = deleter_uri
+    await ictx.session.flush()
 
 
 async def _relayed_post(ictx: InboxContext, obj: Any) -> Post | None:
@@ -328,9 +365,9 @@ async def on_delete(ictx: InboxContext, activity: dict[str, Any]) -> None:
         return
     post = await get_post(ictx.session, uri)
     if post is None:
-        if same_host(uri, ictx.signer.uri) and await ictx.session.get(Tombstone, uri) is None:
-            ictx.session.add(Tombstone(uri=uri))
-            await ictx.session.flush()
+        # not arrived yet: remembered as the signer's deletion; never for an actor's address
+        if same_host(uri, ictx.signer.uri) and not await _is_actor(ictx, uri):
+            await _leave_tombstone(ictx, uri, ictx.signer.uri)
         return
     if post.author_id != ictx.signer.id or post.local:
         return  # Mastodon activity/delete.rb: not theirs, a no-op
@@ -346,9 +383,8 @@ async def delete_remote_post(ictx: InboxContext, post: Post) -> None:
     await ictx.session.execute(delete(Post).where(Post.reblog_of_id == post.id))
     await delete_remote_media(ictx.session, post_id=post.id)
     await ictx.session.execute(delete(Post).where(Post.id == post.id))
-    if await ictx.session.get(Tombstone, post.uri) is None:
-        ictx.session.add(Tombstone(uri=post.uri))
-    await ictx.session.flush()
+    author = await ictx.session.get(Actor, post.author_id)
+    await _leave_tombstone(ictx, post.uri, author.uri if author is not None else ictx.signer.uri, author=True)
 
 
 async def _delete_actor_content(ictx: InboxContext, actor: Actor) -> None:

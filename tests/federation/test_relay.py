@@ -99,7 +99,7 @@ async def test_delete_on_b_disappears_on_c(trio: Trio) -> None:
     assert relayed[0].json["object"]["actor"] == "https://b.test/users/cedar"  # as received
     # c.test believed it once b.test answered that the note is gone
     checks = [s for s in requests_since(trio, mark, to="b.test", by="c.test") if s.url == reply.uri]
-    assert [(s.method, s.status) for s in checks] == [("GET", 404)]
+    assert [(s.method, s.status) for s in checks] == [("GET", 410)]  # a public post: its deletion is told
     assert await remote_copy(trio.c, reply.uri) is None
     assert await remote_copy(trio.a, reply.uri) is None
     assert reply.uri not in await home_uris(trio.c, "elm")

@@ -32,6 +32,7 @@ MATRIX = "tests.security.test_serving_matrix"
 SCOPES = "tests.security.test_scopes"
 GARBAGE = "tests.security.test_garbage_input"
 CSRF = "tests.security.test_csrf_forms"
+TOMB = "tests.security.test_tombstones"
 
 # (section, the start of the row's first cell, [module::test, ...])
 INDEX: list[tuple[str, str, list[str]]] = [
@@ -88,7 +89,8 @@ INDEX: list[tuple[str, str, list[str]]] = [
     ("Inbox", "`Delete`/`Update` of an object or actor owned by someone else", [
         f"{INBOX}::test_delete_or_update_of_someone_elses_note_is_a_no_op",
         f"{FORGERY}::test_dogwood_cannot_update_or_delete_cedars_note_or_profile",
-        f"{FORGERY}::test_a_partner_cannot_update_or_delete_our_own_posts_or_residents"]),
+        f"{FORGERY}::test_a_partner_cannot_update_or_delete_our_own_posts_or_residents",
+        f"{TOMB}::test_a_tombstone_by_someone_else_does_not_stop_the_authors_create"]),
     ("Inbox", "`Announce`/`Create` whose embedded object", [
         f"{INBOX}::test_embedded_object_from_another_host_is_not_trusted"]),
     ("Inbox", "`Create` of a Note whose `attributedTo` host", [
@@ -122,7 +124,8 @@ INDEX: list[tuple[str, str, list[str]]] = [
     ("Fetching", "a remote URL that points at our own domain", [
         f"{HOSTILE}::test_remote_url_on_our_own_domain_is_local_and_never_fetched",
         f"{HOSTILE}::test_other_spellings_of_our_own_domain_are_never_fetched",
-        f"{TRANSPORT}::test_local_hosts_never_fetched", "tests.federation.test_actors::test_local_urls_are_never_fetched"]),
+        f"{TRANSPORT}::test_local_hosts_never_fetched", "tests.federation.test_actors::test_local_urls_are_never_fetched",
+        f"{TOMB}::test_our_post_under_other_spellings_of_our_host_is_found_and_never_fetched"]),
     # -- Serving ------------------------------------------------------------------------------------
     ("Serving", "unsigned GET of a post", [
         f"{SERVING}::test_unsigned_object_and_collections_are_401", f"{MATRIX}::test_each_post_visibility_against_each_caller",
@@ -134,7 +137,8 @@ INDEX: list[tuple[str, str, list[str]]] = [
     ("Serving", "signed GET of a followers-only or village-only post", [
         f"{SERVING}::test_private_post_needs_a_follower_of_the_author",
         f"{SERVING}::test_direct_post_needs_a_mention_on_the_host", f"{SERVING}::test_unlisted_post_is_never_served",
-        f"{SERVING}::test_unknown_post_is_404_for_a_partner", f"{MATRIX}::test_each_post_visibility_against_each_caller"]),
+        f"{SERVING}::test_unknown_post_is_404_for_a_partner", f"{MATRIX}::test_each_post_visibility_against_each_caller",
+        f"{TOMB}::test_a_deleted_post_is_410_only_when_it_was_public"]),
     ("Serving", "signed GET by an allowed follower", [
         f"{SERVING}::test_public_post_served_to_follower_host", f"{SERVING}::test_outbox_and_followers_for_a_partner",
         f"{MATRIX}::test_each_post_visibility_against_each_caller",
@@ -206,7 +210,9 @@ INDEX: list[tuple[str, str, list[str]]] = [
     ("Delivery", "An instance failing on 7 distinct days", [
         "tests.federation.test_delivery::test_seven_failure_days_make_unavailable_and_success_resets"]),
     ("Delivery", "A Delete that arrives before its Create", [
-        "tests.federation.test_exchange::test_delete_before_create_is_remembered"]),
+        "tests.federation.test_exchange::test_delete_before_create_is_remembered",
+        f"{TOMB}::test_the_authors_delete_before_create_still_drops_the_create",
+        f"{TOMB}::test_a_relayed_delete_of_a_note_not_arrived_leaves_the_authors_tombstone"]),
     ("Delivery", "Backups (`voisinage backup FILE`)", [
         "tests.cli.test_backup::test_backup_while_serving_restores_the_same_timelines",
         "tests.cli.test_backup::test_backup_errors_are_one_line"]),
