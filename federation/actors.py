@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import APPLICATION, GROUP, PERSON, SERVICE, Actor
 from voisinage.models.html import sanitize
 from voisinage.models.ids import new_id

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import Actor
 
 from .context import FederationContext

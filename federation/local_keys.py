@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import APPLICATION, Actor
 from voisinage.models.ids import new_id
 from voisinage.models.uris import instance_actor_uri

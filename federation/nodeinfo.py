@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import Actor
 from voisinage.models.post import Post
 from voisinage.models.resident import Resident

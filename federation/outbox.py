@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.follow import ACCEPTED, Follow

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
 from voisinage.models.actor import APPLICATION, GROUP, Actor
 from voisinage.models.media import MediaAttachment
 from voisinage.models.poll import Poll

@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import Actor
 from voisinage.models.uris import instance_actor_uri
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.models.actor import Actor
 from voisinage.models.oauth import Token, token_digest
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+
 from voisinage.models.oauth import token_digest
 
 from .errors import ApiError

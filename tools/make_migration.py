@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
+
 from voisinage.models import db
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import Actor
 from voisinage.models.post import Post
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import delete, select
+
 from voisinage.models.actor import Actor
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.ids import new_id

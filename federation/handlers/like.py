@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select
+
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
 from voisinage.models.notification import notify

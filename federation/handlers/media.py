@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.ids import new_id
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import Post

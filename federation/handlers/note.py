@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import delete, select
+
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import get_readers
 from voisinage.models.base import utcnow

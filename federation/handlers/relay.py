@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+
 from voisinage.models.actor import Actor
 from voisinage.models.audience import followers_who_see
 from voisinage.models.base import utcnow

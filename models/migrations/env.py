@@ -1,6 +1,7 @@
 """Alembic environment: runs on the connection that `models.db.migrate` hands over."""
 
 from alembic import context
+
 from voisinage.models import all_models  # noqa: F401  (registers every table on Base.metadata)
 from voisinage.models.base import Base
 

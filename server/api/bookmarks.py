@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.bookmark import Bookmark
 from voisinage.models.interaction import Favourite

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select, update
+
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.conversation import Conversation
 from voisinage.models.db import write_session

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.models.actor import PERSON, Actor
 
 from ..auth import require_viewer

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.audience import can_see, load_viewer
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session
 from voisinage.models.follow import PENDING, Follow

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
+
 from voisinage.models.actor import Actor
 from voisinage.models.post import Post
 from voisinage.models.resident import Resident

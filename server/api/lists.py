@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import Actor
 from voisinage.models.audience import load_viewer, muted_clause, visible_clause
 from voisinage.models.db import write_session

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.markers import TIMELINES, Marker

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, delete, exists, or_, select
+
 from voisinage.models.audience import (
     Viewer,
     active_mutes,

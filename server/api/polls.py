@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.audience import Viewer, load_viewer
 from voisinage.models.db import write_session
 from voisinage.models.poll import Poll

@@ -9,6 +9,7 @@ really empty and dismissing any id answers 404.
 from __future__ import annotations
 
 from aiohttp import web
+
 from voisinage.models.resident import Resident
 
 from ..auth import require_viewer

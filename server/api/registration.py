@@ -10,6 +10,7 @@ stored: 429 with `X-RateLimit-*` headers.
 from __future__ import annotations
 
 from aiohttp import web
+
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Token

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import APPLICATION, Actor
 from voisinage.models.audience import load_viewer, visible_ids
 from voisinage.models.db import write_session

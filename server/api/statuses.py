@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer, blocked_with, load_viewer, visible_clause
 from voisinage.models.base import utcnow

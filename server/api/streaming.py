@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
+
 from voisinage.models.audience import Viewer, load_viewer, muted_clause, visible_ids
 from voisinage.models.categories import canonical
 from voisinage.models.events import Event, EventBus, Subscription

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.audience import Viewer, load_viewer, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical

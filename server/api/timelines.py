@@ -14,11 +14,12 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import and_, bindparam, exists, select
+
 from voisinage.models.actor import Actor
 from voisinage.models.audience import Viewer, muted_clause, visible_clause
-from voisinage.models.filters import Filter
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
+from voisinage.models.filters import Filter
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import PUBLIC, Post, PostTag
 from voisinage.models.timeline import HomeEntry

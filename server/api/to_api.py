@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer
 from voisinage.models.bookmark import Bookmark

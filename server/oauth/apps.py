@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application
 

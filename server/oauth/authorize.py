@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import PERSON, Actor
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, AuthorizationCode, token_digest

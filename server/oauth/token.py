@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, AuthorizationCode, Token, token_digest

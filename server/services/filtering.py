@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.base import utcnow
 from voisinage.models.filters import Filter, FilterKeyword, FilterStatus
 from voisinage.models.lists import ListMember, UserList

@@ -27,6 +27,7 @@ import blurhash
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.base import utcnow
 from voisinage.models.media import MediaAttachment
 

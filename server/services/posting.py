@@ -21,6 +21,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models import audience
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import (
@@ -56,8 +57,8 @@ from voisinage.models.uris import announce_uri, post_uri
 from voisinage.models.village import Village
 
 from ..errors import ApiError, unprocessable
-from . import media as media_service
 from . import federate
+from . import media as media_service
 from .text import MAX_TAG_LENGTH, count_characters, render_text
 
 MAX_CHARACTERS = 500

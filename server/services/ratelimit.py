@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.meta import hit_counter, read_counter
 
 from ..errors import ApiError

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import PERSON, Actor
 from voisinage.models.base import utcnow
 from voisinage.models.follow import ACCEPTED, Follow

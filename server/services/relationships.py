@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import APPLICATION, GROUP, PERSON, Actor
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.base import utcnow

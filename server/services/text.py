@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import Actor
 from voisinage.models.html import sanitize
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
 from voisinage.models.ids import new_id

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
+
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.oauth import Application, Token, token_digest
@@ -82,18 +83,6 @@ class Instance:
             return list(await session.scalars(select(model).where(*where)))
 
         return self.query(work)
-
-
-@pytest.fixture
-def sqlite_instance(tmp_path: Path) -> Instance:
-    return Instance(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'voisinage.db'}")
-
-
-@pytest.fixture(params=BACKENDS)
-def instance(request: Any, tmp_path: Path) -> Instance:
-    if request.param == "sqlite":
-        return Instance(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'fresh' / 'voisinage.db'}")
-    return Instance(tmp_path, request.getfixturevalue("databases").postgresql())
 
 
 def assert_one_line_error(result: Result, *words: str) -> None:

@@ -15,7 +15,7 @@ from voisinage.models.delivery import Delivery
 from voisinage.models.instance import Instance as InstanceRow
 
 from ..rig.process import WorkerProcess, free_port
-from .test_cli import Instance, assert_one_line_error, instance, sqlite_instance  # noqa: F401
+from .test_cli import Instance, assert_one_line_error
 
 
 def test_partner_add_list_remove(instance: Instance) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.federation.actors import (
     ApParseError,
     NotPartner,

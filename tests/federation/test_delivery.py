@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.federation import delivery
 from voisinage.federation.context import FEDERATION
 from voisinage.federation.outbox import publish

@@ -123,9 +123,9 @@ async def test_digest_mismatch_is_401(pair: Pair) -> None:
 
 async def test_stale_date_is_401(pair: Pair) -> None:
     before = await stored(pair)
-    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     assert await send(pair, create_note(), now=old) == 401
-    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
     assert await send(pair, create_note(), now=future) == 401
     assert await stored(pair) == before
 

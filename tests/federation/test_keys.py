@@ -6,6 +6,7 @@ import base58
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
 from voisinage.federation import keys
 from voisinage.federation.keys import KeyFormatError
 

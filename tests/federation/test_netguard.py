@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
+
 from voisinage.federation.netguard import (
     AddressRefused,
     GuardedResolver,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from voisinage.federation.signatures import SignatureError, key_id_of, verify_request
 
 PEERS = Path(__file__).parents[1] / "fixtures" / "peers"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from voisinage.federation import keys
 from voisinage.federation.proofs import ProofError, add_proof, verify_proof
 

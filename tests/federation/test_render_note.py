@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+
 from voisinage.federation.outbox import render_note
 from voisinage.models.db import write_session
 from voisinage.models.post import Post

@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from voisinage.federation.retry import (
     MAX_ATTEMPTS,
     MAX_RETRY_AFTER,

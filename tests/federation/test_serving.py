@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+
 from voisinage.federation.context import FEDERATION
 from voisinage.federation.keys import multikey_to_public, public_pem_of
 from voisinage.federation.proofs import verify_proof

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from multidict import CIMultiDict
+
 from voisinage.federation import keys
 from voisinage.federation.signatures import (
     SignatureError,

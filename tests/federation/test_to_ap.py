@@ -8,6 +8,7 @@ import functools
 from typing import Any
 
 import pytest
+
 from voisinage.federation import to_ap
 from voisinage.federation.keys import generate_ed25519, generate_rsa
 from voisinage.federation.proofs import ProofError, verify_proof

@@ -12,6 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
 from voisinage.federation.retry import classify
 from voisinage.federation.transport import (
     JSON_ACCEPT,
@@ -30,7 +32,6 @@ from voisinage.federation.transport import (
     TooLarge,
     Transport,
 )
-from yarl import URL
 
 AS_JSON = "application/activity+json"
 MIB = 1024 * 1024

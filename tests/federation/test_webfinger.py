@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
 from voisinage.federation.actors import NotPartner, UnknownActor, resolve_handle
 from voisinage.federation.context import FEDERATION
 from voisinage.federation.partners import add_partner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select, update
+
 from voisinage.models import db, ids
 from voisinage.models.base import utcnow
 from voisinage.models.meta import IdNode

@@ -7,6 +7,7 @@ import sys
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
+
 from voisinage.models import db
 
 

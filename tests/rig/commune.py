@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, Token, token_digest
 from voisinage.server.keys import SESSIONMAKER, SETTINGS

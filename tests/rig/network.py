@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from yarl import URL
+
 from voisinage.federation.signatures import http_date
 from voisinage.federation.transport import (
     ACTIVITY_ACCEPT,
@@ -23,7 +25,6 @@ from voisinage.federation.transport import (
     Signer,
     _check_content_type,
 )
-from yarl import URL
 
 
 @dataclass

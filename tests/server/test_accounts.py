@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import update
+
 from voisinage.models.actor import Actor
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical

@@ -1,6 +1,7 @@
 """The API-wide limit: `ratelimit.api_per_5min` per token and per client IP, with Mastodon's headers."""
 
 import pytest
+
 from voisinage.models.post import Post
 from voisinage.server.app import create_app
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from sqlalchemy import update
+
 from voisinage.models.bookmark import Bookmark
 from voisinage.models.db import write_session
 from voisinage.models.interaction import Favourite

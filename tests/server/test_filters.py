@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import update
+
 from voisinage.models.db import write_session
 from voisinage.models.events import Event
 from voisinage.models.filters import Filter, FilterKeyword, FilterStatus

@@ -18,12 +18,13 @@ import pytest
 from aiohttp import FormData
 from PIL import ExifTags, Image
 from sqlalchemy import update
+from yarl import URL
+
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import Post
 from voisinage.server.services import media as media_service
-from yarl import URL
 
 # The route lines the lead adds to server/routes.py; until then this module's `client` adds them.
 

@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import select, update
+
 from voisinage.models import audience
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete
+
 from voisinage.models.db import write_session
 from voisinage.models.follow import Follow
 from voisinage.models.notification import Notification

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import update
+
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.notification import Notification

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import update
+
 from voisinage.models.db import write_session
 from voisinage.models.resident import Resident
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from voisinage.models.actor import Actor
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.notification import Notification

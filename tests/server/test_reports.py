@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import update
+
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session
 from voisinage.models.notification import Notification

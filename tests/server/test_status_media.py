@@ -7,6 +7,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import event
+
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import Post
 from voisinage.server.keys import ENGINE

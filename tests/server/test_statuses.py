@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import update
+
 from voisinage.models.actor import Actor
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+
 from voisinage.server.keys import ENGINE
 
 from .test_status_media import upload_photo

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+
 from voisinage.models import audience
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session

@@ -4,10 +4,8 @@ Revision ID: 899abf3131ee
 Revises: 1295a31ece7a
 Create Date: 2026-11-26 01:15:37.513976
 """
-from alembic import op
 import sqlalchemy as sa
-import voisinage.models.base
-
+from alembic import op
 
 revision = '899abf3131ee'
 down_revision = '1295a31ece7a'

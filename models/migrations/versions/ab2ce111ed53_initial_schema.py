@@ -1,12 +1,13 @@
 """initial schema
 
 Revision ID: ab2ce111ed53
-Revises: 
+Revises:
 Create Date: 2026-11-25 22:39:55.681838
 """
 import sqlalchemy as sa
-import voisinage.models.base
 from alembic import op
+
+import voisinage.models.base
 
 revision = 'ab2ce111ed53'
 down_revision = None

@@ -4,10 +4,10 @@ Revision ID: c3d5a7e9f1b2
 Revises: 885ba06af8ce
 Create Date: 2026-11-26 02:00:00
 """
-from alembic import op
 import sqlalchemy as sa
-import voisinage.models.base
+from alembic import op
 
+import voisinage.models.base
 
 revision = 'c3d5a7e9f1b2'
 down_revision = '885ba06af8ce'
