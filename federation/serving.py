@@ -1,7 +1,8 @@
 """Serving our actors and objects to partners, with authorized fetch (SECURITY.md "Serving").
 
-Actor documents: anyone gets the minimal document (what a peer needs to verify our signatures and
-deliver to us); a request signed by a partner's actor gets the full one. Everything else (outboxes,
+Actor documents: an unsigned request gets the minimal document (what a peer needs to verify our
+signatures and deliver to us); a request signed by a partner's actor gets the full one, and one signed
+by a non-partner's actor gets 404 like everything else, so a stranger cannot even resolve our accounts. Everything else (outboxes,
 collections, posts, activities) requires a valid signature from a partner's actor:
 
 | request | answer |
@@ -99,15 +100,20 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
     return actor
 
 
-async def get_signer(request: web.Request) -> Actor | None:
-    """The verified partner actor that signed `request`, or None (unsigned, bad, or not a partner)."""
+async def get_signer(request: web.Request, *, refuse_strangers: bool = False) -> Actor | None:
+    """The verified partner actor that signed `request`, or None (unsigned, bad, or not a partner);
+    with `refuse_strangers`, a signature by a non-partner's actor is a 404 (before any key lookup)."""
     ctx = request.app[FEDERATION]
     if not is_signed(request):
         return None
     try:
         async with write_session(ctx.sessionmaker) as session:
             signer = await verify_signed_request(ctx, session, request)
-    except (NotPartner, SignatureError):
+    except NotPartner:
+        if refuse_strangers:
+            raise web.HTTPNotFound() from None
+        return None
+    except SignatureError:
         return None
     return signer if signer is not None and not signer.local else None
 
@@ -230,7 +236,7 @@ async def activity_for_post(session: AsyncSession, base_url: str, post: Post) ->
 async def _actor_response(request: web.Request, actor: Actor, village_name: str | None = None) -> web.Response:
     ctx = request.app[FEDERATION]
     actor = await _with_keys(ctx, actor)
-    signer = await get_signer(request)
+    signer = await get_signer(request, refuse_strangers=True)
     moderators: list[str] = []
     if signer is not None and actor.kind == GROUP:
         async with ctx.sessionmaker() as session:

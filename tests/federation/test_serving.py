@@ -60,10 +60,12 @@ async def test_partner_signed_actor_document_is_full(rig: Any) -> None:
     multikey_to_public(method["publicKeyMultibase"])  # a valid Ed25519 key
 
 
-async def test_non_partner_signed_actor_document_is_minimal(rig: Any) -> None:
+async def test_non_partner_signed_actor_document_is_not_found(rig: Any) -> None:
+    """A stranger that signs says who it is: like every fetch by a non-partner, 404 (SECURITY.md)."""
     stranger = await add_remote(rig.sessionmaker, "c.test", partner=False)
-    status, doc, _ = await get(rig, "/users/alder", stranger.headers("/users/alder"))
-    assert status == 200 and set(doc) == MINIMAL_KEYS
+    for path in ("/users/alder", "/villages/north"):
+        status, _, _ = await get(rig, path, stranger.headers(path))
+        assert status == 404, path
 
 
 async def test_bad_signature_gets_minimal_document(rig: Any) -> None:
