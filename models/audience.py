@@ -21,6 +21,7 @@ the rule (the muter may still open a muted account's status): timelines and noti
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -169,26 +171,32 @@ def readers_clause(post: Post) -> ColumnElement[bool]:
     post and viewer): fan-out, notifications and mentions ask this instead of re-deciding who sees what.
     `post` must be flushed, with its mentions (they are read from the database).
     """
-    original_id = post.reblog_of_id or post.id
+    return _readers_rule(post.visibility, post.reblog_of_id or post.id, post.author_id, post.origin_author_id,
+                         post.audience_id)
+
+
+def _readers_rule(visibility: str, original_id: Any, author_id: Any, origin_author_id: Any,
+                  audience_id: Any) -> ColumnElement[bool]:
+    """`readers_clause` of a post given by its parts, which may be values or bind parameters."""
     mentioned = Actor.id.in_(select(Mention.actor_id).where(Mention.post_id == original_id))
     follows_origin = Actor.id.in_(select(Follow.follower_id).where(
-        Follow.target_id == post.origin_author_id, Follow.state == ACCEPTED))
-    own = Actor.id.in_({post.author_id, post.origin_author_id})
-    if post.visibility == PUBLIC:
-        rule = or_(_public_audience_readers(post.audience_id), follows_origin)
-    elif post.visibility == UNLISTED and post.audience_id is not None:
-        rule = Actor.village_id.in_(select(Village.id).where(Village.actor_id == post.audience_id))
-    elif post.visibility == PRIVATE:
+        Follow.target_id == origin_author_id, Follow.state == ACCEPTED))
+    own = or_(Actor.id == author_id, Actor.id == origin_author_id)
+    if visibility == PUBLIC:
+        rule = or_(_public_audience_readers(audience_id), follows_origin)
+    elif visibility == UNLISTED and audience_id is not None:
+        rule = Actor.village_id.in_(select(Village.id).where(Village.actor_id == audience_id))
+    elif visibility == PRIVATE:
         rule = or_(follows_origin, mentioned)
-    elif post.visibility == DIRECT:
+    elif visibility == DIRECT:
         rule = mentioned
     else:
         rule = false()
-    blocked = blocked_with([post.author_id, post.origin_author_id])
+    blocked = blocked_with([author_id, origin_author_id])
     return and_(Actor.domain == "", or_(own, rule), Actor.id.not_in(blocked))
 
 
-def _public_audience_readers(audience_id: int | None) -> ColumnElement[bool]:
+def _public_audience_readers(audience_id: Any) -> ColumnElement[bool]:
     """Who may read a public post of this village: everyone here when it is one of ours; otherwise its
     followers and the members of our villages that follow it."""
     if audience_id is None:
@@ -202,24 +210,56 @@ def _public_audience_readers(audience_id: int | None) -> ColumnElement[bool]:
     return or_(ours, follows_it, village_follows_it)
 
 
+# Fan-out runs the readers rule several times per post: its statements are built once per kind of post
+# with these parameters (`reader_values` gives their values), since building costs more than running.
+R_ORIGINAL, R_AUTHOR, R_ORIGIN, R_AUDIENCE = (bindparam("r_original"), bindparam("r_author"),
+                                              bindparam("r_origin"), bindparam("r_audience"))
+
+
+def reader_values(post: Post) -> dict[str, Any]:
+    return {"r_original": post.reblog_of_id or post.id, "r_author": post.author_id,
+            "r_origin": post.origin_author_id, "r_audience": post.audience_id}
+
+
+@functools.lru_cache(maxsize=16)
+def bound_readers_rule(visibility: str, has_audience: bool) -> ColumnElement[bool]:
+    """`readers_clause` for every post of this visibility (with an audience or not), on the parameters
+    `reader_values` gives."""
+    return _readers_rule(visibility, R_ORIGINAL, R_AUTHOR, R_ORIGIN, R_AUDIENCE if has_audience else None)
+
+
 def readers_query(post: Post) -> Select[tuple[int]]:
     """SELECT of the ids of the local actors who may see `post`."""
     return select(Actor.id).where(readers_clause(post))
 
 
+@functools.lru_cache(maxsize=32)
+def _readers_among(visibility: str, has_audience: bool) -> Select[tuple[int]]:
+    return select(Actor.id).where(bound_readers_rule(visibility, has_audience),
+                                  Actor.id.in_(bindparam("r_among", expanding=True)))
+
+
 async def get_readers(session: AsyncSession, post: Post, among: Iterable[int] | None = None) -> set[int]:
     """The local actors (optionally only among `among`) who may see `post`."""
-    query = readers_query(post)
-    if among is not None:
-        wanted = set(among)
-        if not wanted:
-            return set()
-        query = query.where(Actor.id.in_(wanted))
-    return set(await session.scalars(query))
+    if among is None:
+        return set(await session.scalars(readers_query(post)))
+    wanted = set(among)
+    if not wanted:
+        return set()
+    statement = _readers_among(post.visibility, post.audience_id is not None)
+    return set(await session.scalars(statement, {**reader_values(post), "r_among": sorted(wanted)}))
 
 
-def followers_who_see(post: Post, target_id: int) -> Select[tuple[int, bool, bool]]:
-    """SELECT of the local accepted followers of `target_id` who may see `post` (with their Follow)."""
+@functools.lru_cache(maxsize=32)
+def _followers_statement(visibility: str, has_audience: bool) -> Select[tuple[int, bool, bool]]:
     return (select(Follow.follower_id, Follow.show_reblogs, Follow.notify)
             .join(Actor, Actor.id == Follow.follower_id)
-            .where(Follow.target_id == target_id, Follow.state == ACCEPTED, readers_clause(post)))
+            .where(Follow.target_id == bindparam("r_target"), Follow.state == ACCEPTED,
+                   bound_readers_rule(visibility, has_audience)))
+
+
+async def followers_who_see(session: AsyncSession, post: Post, target_id: int) -> list[Any]:
+    """The local accepted followers of `target_id` who may see `post`: rows of (follower_id,
+    show_reblogs, notify)."""
+    statement = _followers_statement(post.visibility, post.audience_id is not None)
+    return list(await session.execute(statement, {**reader_values(post), "r_target": target_id}))

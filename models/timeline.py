@@ -6,14 +6,16 @@ hashtags (`tag_followers_who_see`), within who may see it (`models.audience.read
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import ForeignKey, delete, insert, select
+from sqlalchemy import ForeignKey, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .actor import Actor
-from .audience import readers_clause
+from .audience import R_ORIGINAL, bound_readers_rule, reader_values
 from .base import Base
 from .categories import canonical
 from .post import Post
@@ -56,8 +58,13 @@ async def tag_followers_who_see(session: AsyncSession, post: Post, tag_names: It
     names = sorted({canonical(name)[:100] for name in tag_names if name})
     if not names or post.reblog_of_id is not None:
         return []
-    have = select(HomeEntry.owner_id).where(HomeEntry.post_id == post.id)
-    query = (select(Actor.id)
-             .where(Actor.id.in_(select(TagFollow.actor_id).where(TagFollow.name.in_(names))),
-                    Actor.id.not_in(have), readers_clause(post)))
-    return list(await session.scalars(query))
+    statement = _tag_followers_statement(post.visibility, post.audience_id is not None)
+    return list(await session.scalars(statement, {**reader_values(post), "names": names}))
+
+
+@functools.lru_cache(maxsize=16)
+def _tag_followers_statement(visibility: str, has_audience: bool) -> Any:
+    have = select(HomeEntry.owner_id).where(HomeEntry.post_id == R_ORIGINAL)
+    followers = select(TagFollow.actor_id).where(TagFollow.name.in_(bindparam("names", expanding=True)))
+    return (select(Actor.id)
+            .where(Actor.id.in_(followers), Actor.id.not_in(have), bound_readers_rule(visibility, has_audience)))

@@ -63,7 +63,7 @@ async def relay_note(ictx: InboxContext, post: Post, doc: dict[str, Any]) -> Non
     ictx.session.add(boost)
     await ictx.session.flush()
     await shift(ictx.session, Actor, village.id, "statuses_count", 1)
-    followers = (await ictx.session.execute(followers_who_see(boost, village.id))).all()
+    followers = await followers_who_see(ictx.session, boost, village.id)
     await add_to_homes(ictx.session, boost.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
     await outbox.publish_relay(ictx.session, ictx.ctx, village, doc, host_of(post.uri), iso(boost.created_at),
                                boost.uri)

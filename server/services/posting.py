@@ -301,7 +301,7 @@ async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetim
 
 async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], parent: Post | None) -> None:
     """Home entries and notifications for an original post."""
-    followers = (await session.execute(followers_who_see(post, post.author_id))).all()
+    followers = await followers_who_see(session, post, post.author_id)
     mentioned = await get_readers(session, post, mentions)
     owners = {post.author_id, *mentioned, *(row.follower_id for row in followers)}
     await add_to_homes(session, post.id, post.id, owners)
@@ -329,7 +329,7 @@ async def create_village_announce(session: AsyncSession, post: Post) -> Post | N
     session.add(announce)
     await session.flush()
     await _count_new_status(session, village_actor.id, announce.created_at)
-    followers = (await session.execute(followers_who_see(announce, village_actor.id))).all()
+    followers = await followers_who_see(session, announce, village_actor.id)
     await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
     await queue_event(session, Event("update", announce.id))
     return announce
@@ -366,7 +366,7 @@ async def create_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
     await session.flush()
     await _count_new_status(session, booster.id, boost.created_at)
     await _add_to_counter(session, Post, original.id, "reblogs_count", 1)
-    followers = (await session.execute(followers_who_see(boost, booster.id))).all()
+    followers = await followers_who_see(session, boost, booster.id)
     owners = {booster.id, *(r.follower_id for r in followers if r.show_reblogs)}
     await add_to_homes(session, boost.id, original.id, owners)
     await queue_event(session, Event("update", boost.id))
