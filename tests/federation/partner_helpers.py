@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from voisinage.federation.keys import generate_rsa
+from voisinage.federation.keys import generate_rsa, load_private
 from voisinage.federation.partners import add_partner
 from voisinage.federation.signatures import sign_request
 from voisinage.federation.vocab import AP_ACCEPT
@@ -26,6 +26,12 @@ def rsa_pair(index: int = 0) -> tuple[str, str]:
     return generate_rsa()
 
 
+@functools.cache
+def loaded_key(pem: str) -> Any:
+    """The loaded private key of a PEM: loading checks the key, which is slow, so once per key."""
+    return load_private(pem)
+
+
 @dataclass
 class Remote:
     """A remote actor whose private key the test holds."""
@@ -39,7 +45,7 @@ class Remote:
     def headers(self, path: str, *, domain: str = "a.test", accept: str = AP_ACCEPT) -> dict[str, str]:
         """Signed GET headers for `path` on our instance (Host = domain)."""
         return sign_request("GET", f"https://{domain}{path}", {"Accept": accept}, b"", self.key_id,
-                            self.private_pem)
+                            loaded_key(self.private_pem))
 
 
 async def add_remote(sessionmaker: Any, host: str = "b.test", username: str = "rowan", *, partner: bool = True,

@@ -208,9 +208,9 @@ def test_mastodon_profile_fields_and_emoji_shortcode() -> None:
     assert "#<span>miel</span>" in actor.note
 
 
-def test_gotosocial_six_fields_keep_four_and_name_is_one_line() -> None:
-    actor = _actor("gotosocial_person_fields.json")
-    assert [f["name"] for f in actor.fields] == ["Quartier", "Site", "Matrix", "Langues"]
+def test_gotosocial_six_fields_are_all_kept_and_name_is_one_line() -> None:
+    actor = _actor("gotosocial_person_fields.json")  # remote profiles keep up to 20 fields
+    assert [f["name"] for f in actor.fields] == ["Quartier", "Site", "Matrix", "Langues", "Chien", "Vélo"]
     assert actor.display_name == "Hazel :blobfox: Noisetier"
     assert "<script" not in actor.note and "Noisetière" in actor.note
 
@@ -234,7 +234,7 @@ def test_hostile_profile_is_cut_and_cleaned() -> None:
     assert actor.display_name.startswith("Cédric x") and len(actor.display_name) == 200
     assert "\x00" not in actor.display_name and "\x07" not in actor.display_name
     assert "<img" not in actor.note and "onerror" not in actor.note and len(actor.note) <= 20_000
-    assert len(actor.fields) == 4 and [f["name"] for f in actor.fields[1:]] == ["f0", "f1", "f2"]
+    assert len(actor.fields) == 20 and [f["name"] for f in actor.fields[1:]] == [f"f{i}" for i in range(19)]
     first_field = actor.fields[0]
     assert len(first_field["name"]) == 2047 and "javascript" not in first_field["value"]
     assert "\x00" not in first_field["value"] and len(first_field["value"]) < 2100

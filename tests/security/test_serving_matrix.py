@@ -8,19 +8,17 @@ none of the post's text; each 200 for `Cache-Control: private`.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import orjson
 
-from voisinage.federation.keys import load_private
 from voisinage.federation.signatures import sign_request
 from voisinage.federation.vocab import AP_ACCEPT
 from voisinage.models.db import write_session
 from voisinage.models.instance import Instance
 from voisinage.models.post import Mention
 
-from ..federation.partner_helpers import Remote, add_remote, follow
+from ..federation.partner_helpers import Remote, add_remote, follow, loaded_key
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 # caller -> the visibilities it may fetch (everything else: 404; unsigned and bad signatures: 401)
@@ -32,15 +30,10 @@ MINIMAL_KEYS = {"@context", "id", "type", "preferredUsername", "inbox", "outbox"
                 "publicKey"}
 
 
-@functools.cache
-def _key(pem: str) -> Any:
-    return load_private(pem)  # loading checks the key, which is slow: once per key
-
-
 def signed(caller: Remote, path: str) -> dict[str, str]:
     """Signed GET headers for `path` on a.test, as `caller`."""
     return sign_request("GET", f"https://a.test{path}", {"Accept": AP_ACCEPT}, b"", caller.key_id,
-                        _key(caller.private_pem))
+                        loaded_key(caller.private_pem))
 
 
 async def fetch(rig: Any, path: str, headers: dict[str, str] | None) -> tuple[int, str, Any]:
