@@ -22,13 +22,17 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import GROUP, Actor
+from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
+from voisinage.models.queue import PENDING
 
 from . import actors, jsonguard, signatures
 from .context import FEDERATION, FederationContext
@@ -139,17 +143,68 @@ def check_origin(activity: dict[str, Any], signer: Actor) -> None:
 
 
 async def store(ctx: FederationContext, activity: dict[str, Any], signer: Actor) -> bool:
-    """Insert the InboxItem (False when it was already there); the signer's instance is reachable."""
-    try:
-        async with write_session(ctx.sessionmaker) as session:
-            session.add(InboxItem(id=new_id(), activity_uri=activity["id"][:512], signer_uri=signer.uri,
-                                  body=activity))
+    """Insert the InboxItem (False when it was already there); the signer's instance is reachable.
+
+    Requests arriving together share one transaction (`StoreBatcher`): on SQLite, with one writer at a
+    time, a busy inbox then commits many rows at once instead of queueing one transaction per request.
+    """
+    batcher = ctx.key_cache.get(_BATCHER)
+    if batcher is None:
+        batcher = ctx.key_cache[_BATCHER] = StoreBatcher(ctx)
+    return await batcher.store(activity, signer)
+
+
+_BATCHER = "inbox store batcher"
+MAX_BATCH = 500  # rows per transaction: far below either database's limit of bound parameters
+
+
+class StoreBatcher:
+    """Group commit of received activities: while one batch is written, the next one gathers."""
+
+    def __init__(self, ctx: FederationContext) -> None:
+        self.ctx = ctx
+        self.waiting: list[tuple[dict[str, Any], Actor, asyncio.Future[bool]]] = []
+        self.writer: asyncio.Task[None] | None = None
+
+    async def store(self, activity: dict[str, Any], signer: Actor) -> bool:
+        stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiting.append((activity, signer, stored))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write_all())
+        return await asyncio.shield(stored)  # a request that goes away does not cancel the others' write
+
+    async def _write_all(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            try:
+                stored = await self._write(batch)
+            except Exception as exc:  # the database failed: every request of the batch gets the error
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for activity, _, future in batch:
+                if not future.done():
+                    future.set_result(stored.pop(activity["id"][:512], False))
+
+    async def _write(self, batch: list[tuple[dict[str, Any], Actor, asyncio.Future[bool]]]) -> dict[str, bool]:
+        """One transaction for the batch; {activity uri: True} for the rows this batch stored."""
+        now = utcnow()
+        rows: dict[str, dict[str, Any]] = {}
+        for activity, signer, _ in batch:
+            uri = activity["id"][:512]
+            rows.setdefault(uri, {"id": new_id(), "activity_uri": uri, "signer_uri": signer.uri, "body": activity,
+                                  "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})
+        hosts = sorted({signer.domain for _, signer, _ in batch})
+        async with write_session(self.ctx.sessionmaker) as session:
+            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            statement = (insert(InboxItem).values(list(rows.values()))
+                         .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(InboxItem.activity_uri))
+            stored = {uri: True for uri in await session.scalars(statement)}
             await session.execute(update(Instance).where(
-                Instance.host == signer.domain, Instance.unavailable_since.is_not(None))
+                Instance.host.in_(hosts), Instance.unavailable_since.is_not(None))
                 .values(unavailable_since=None, failure_days=[]))
-    except IntegrityError:
-        return False
-    return True
+        return stored
 
 
 async def _is_known_item(session: Any, uri: str) -> bool:

@@ -256,3 +256,32 @@ async def test_lemmy_style_group_announce_of_a_create_is_stored(pair: Pair) -> N
     note = (await pair.a.rows(Post, Post.uri == f"{B}/users/cedar/statuses/77"))[0]
     boost = (await pair.a.rows(Post, Post.uri == announce["id"]))[0]
     assert boost.reblog_of_id == note.id and note.visibility == "public" and note.audience_id == boost.author_id
+
+
+async def test_activities_arriving_together_share_a_transaction_and_each_is_stored_once(pair: Pair) -> None:
+    """Group commit: concurrent deliveries are inserted by fewer statements than requests; a repeat
+    inside one batch is still one row."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    from voisinage.server.keys import ENGINE
+
+    await send(pair, create_note(f"{B}/users/cedar/statuses/warm"))  # keys and actors known
+    inserts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("INSERT INTO inbox_items"):
+            inserts.append(statement)
+
+    engine = pair.a.app[ENGINE].sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        notes = [create_note(f"{B}/users/cedar/statuses/g{i % 20}") for i in range(24)]  # 4 repeats
+        statuses = await asyncio.gather(*(send(pair, note) for note in notes))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert statuses == [202] * 24
+    uris = [item.activity_uri for item in await pair.a.rows(InboxItem)]
+    assert len(uris) == len(set(uris)) == 21  # the warm-up and 20 distinct activities
+    assert 1 <= len(inserts) < 20, len(inserts)
