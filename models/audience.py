@@ -228,26 +228,21 @@ def bound_readers_rule(visibility: str, has_audience: bool) -> ColumnElement[boo
     return _readers_rule(visibility, R_ORIGINAL, R_AUTHOR, R_ORIGIN, R_AUDIENCE if has_audience else None)
 
 
-def readers_query(post: Post) -> Select[tuple[int]]:
-    """SELECT of the ids of the local actors who may see `post`."""
-    return select(Actor.id).where(readers_clause(post))
-
-
 @functools.lru_cache(maxsize=32)
-def _readers_among(visibility: str, has_audience: bool) -> Select[tuple[int]]:
-    return select(Actor.id).where(bound_readers_rule(visibility, has_audience),
-                                  Actor.id.in_(bindparam("r_among", expanding=True)))
+def _readers_statement(visibility: str, has_audience: bool, among: bool) -> Select[tuple[int]]:
+    statement = select(Actor.id).where(bound_readers_rule(visibility, has_audience))
+    return statement.where(Actor.id.in_(bindparam("r_among", expanding=True))) if among else statement
 
 
 async def get_readers(session: AsyncSession, post: Post, among: Iterable[int] | None = None) -> set[int]:
     """The local actors (optionally only among `among`) who may see `post`."""
-    if among is None:
-        return set(await session.scalars(readers_query(post)))
-    wanted = set(among)
-    if not wanted:
-        return set()
-    statement = _readers_among(post.visibility, post.audience_id is not None)
-    return set(await session.scalars(statement, {**reader_values(post), "r_among": sorted(wanted)}))
+    values = reader_values(post)
+    if among is not None:
+        values["r_among"] = sorted(set(among))
+        if not values["r_among"]:
+            return set()
+    statement = _readers_statement(post.visibility, post.audience_id is not None, among is not None)
+    return set(await session.scalars(statement, values))
 
 
 @functools.lru_cache(maxsize=32)

@@ -153,7 +153,7 @@ async def test_readers_agree_with_the_rule_under_blocks(rig):
         actors = list(await session.scalars(select(Actor.id).where(Actor.domain == "")))
         hidden = 0
         for p in posts:
-            readers = set(await session.scalars(audience.readers_query(p)))
+            readers = await audience.get_readers(session, p)
             for actor_id in actors:
                 viewer = await audience.load_viewer(session, actor_id)
                 sees = await audience.can_see(session, viewer, p.id)

@@ -93,7 +93,7 @@ async def test_readers_are_exactly_those_who_can_see(rig, scene):
         actors = list(await session.scalars(select(Actor.id).where(Actor.domain == "")))
         assert len(posts) >= 10  # the scene, its village announces, the reply, its announce, the boost
         for p in posts:
-            readers = set(await session.scalars(audience.readers_query(p)))
+            readers = await audience.get_readers(session, p)
             for actor_id in actors:
                 viewer = await audience.load_viewer(session, actor_id)
                 assert await audience.can_see(session, viewer, p.id) == (actor_id in readers), (p.id, actor_id)
