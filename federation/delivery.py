@@ -76,38 +76,46 @@ async def send(ctx: FederationContext, job: _Job) -> DeliveryResult:
         return DeliveryResult(400, None, str(exc)[:300])
 
 
-async def _unavailable(ctx: FederationContext, host: str) -> bool:
+async def _unavailable_hosts(ctx: FederationContext, hosts: set[str]) -> set[str]:
     async with ctx.sessionmaker() as session:
-        since = await session.scalar(select(Instance.unavailable_since).where(Instance.host == host))
-    return since is not None
+        return set(await session.scalars(select(Instance.host).where(
+            Instance.host.in_(sorted(hosts)), Instance.unavailable_since.is_not(None))))
 
 
-async def record(ctx: FederationContext, job: _Job, result: DeliveryResult) -> str:
-    """Store the outcome of one attempt; returns "ok", "retry" or "permanent"."""
+async def record_all(ctx: FederationContext, outcomes: list[tuple[_Job, DeliveryResult]]) -> list[str]:
+    """Store the outcomes of a batch of attempts in one transaction; "ok", "retry" or "permanent" each."""
     now = now_of(ctx)
+    found: list[str] = []
+    async with write_session(ctx.sessionmaker) as session:
+        rows = {d.id: d for d in await session.scalars(
+            select(Delivery).where(Delivery.id.in_([job.delivery_id for job, _ in outcomes])))}
+        for job, result in outcomes:
+            found.append(_apply(job, result, rows.get(job.delivery_id), await _instance(session, job.host), now))
+    return found
+
+
+def _apply(job: _Job, result: DeliveryResult, delivery: Delivery | None, instance: Instance,
+           now: dt.datetime) -> str:
     outcome = retry.classify(result.status)
     attempts = job.attempts + 1
     if outcome == "retry" and attempts >= retry.MAX_ATTEMPTS:
         outcome = "permanent"
-    async with write_session(ctx.sessionmaker) as session:
-        delivery = await session.get(Delivery, job.delivery_id)
-        if delivery is None:
-            return outcome
-        delivery.attempts = attempts
-        delivery.locked_until = None
-        delivery.last_error = result.error
-        instance = await _instance(session, job.host)
-        if outcome == "ok":
-            delivery.state = DONE
-            instance.record_success()
-        elif outcome == "permanent":
-            delivery.state = FAILED
-            log.info("delivery to %s failed for good: %s", job.inbox, result.error)
-        else:
-            wait = max(retry.backoff(attempts), result.retry_after_seconds or 0.0)
-            log.info("delivery to %s failed (%s); next try in %.0f s", job.inbox, result.error, wait)
-            delivery.next_attempt_at = now + dt.timedelta(seconds=wait)
-            _record_failure_day(instance, now)
+    if delivery is None:
+        return outcome
+    delivery.attempts = attempts
+    delivery.locked_until = None
+    delivery.last_error = result.error
+    if outcome == "ok":
+        delivery.state = DONE
+        instance.record_success()
+    elif outcome == "permanent":
+        delivery.state = FAILED
+        log.info("delivery to %s failed for good: %s", job.inbox, result.error)
+    else:
+        wait = max(retry.backoff(attempts), result.retry_after_seconds or 0.0)
+        log.info("delivery to %s failed (%s); next try in %.0f s", job.inbox, result.error, wait)
+        delivery.next_attempt_at = now + dt.timedelta(seconds=wait)
+        _record_failure_day(instance, now)
     return outcome
 
 
@@ -127,35 +135,30 @@ async def _instance(session: Any, host: str) -> Instance:
     return instance
 
 
-async def drop(ctx: FederationContext, job: _Job, reason: str) -> None:
-    """Fail a delivery without sending it."""
+async def drop(ctx: FederationContext, jobs: list[_Job]) -> None:
+    """Fail deliveries without sending them: their instance is marked unavailable."""
     async with write_session(ctx.sessionmaker) as session:
-        await session.execute(update(Delivery).where(Delivery.id == job.delivery_id).values(
-            state=FAILED, locked_until=None, last_error=reason))
-
-
-async def process(ctx: FederationContext, job: _Job, held: set[int] | None = None) -> str:
-    """Send one claimed delivery and record the outcome."""
-    cancelled = False
-    try:
-        if await _unavailable(ctx, job.host):
-            await drop(ctx, job, f"{job.host} is unavailable")
-            return "permanent"
-        result = await send(ctx, job)
-        return await record(ctx, job, result)
-    except asyncio.CancelledError:
-        cancelled = True  # shutdown: the row stays held so that Workers.release gives it back
-        raise
-    finally:
-        if held is not None and not cancelled:
-            held.discard(job.delivery_id)
+        for job in jobs:
+            await session.execute(update(Delivery).where(Delivery.id == job.delivery_id).values(
+                state=FAILED, locked_until=None, last_error=f"{job.host} is unavailable"))
 
 
 async def deliver_due(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> int:
-    """Claim and send one batch of due deliveries concurrently; returns how many were tried."""
+    """Claim one batch of due deliveries, send them concurrently, and record every outcome in one
+    transaction (a village post to fifty partners is fifty POSTs, not fifty write transactions).
+    Returns how many were tried. On cancellation (shutdown) the rows stay held for Workers.release."""
     jobs = await claim_deliveries(ctx, limit, held)
-    if jobs:
-        await asyncio.gather(*(process(ctx, job, held) for job in jobs))
+    if not jobs:
+        return 0
+    unavailable = await _unavailable_hosts(ctx, {job.host for job in jobs})
+    dropped = [job for job in jobs if job.host in unavailable]
+    if dropped:
+        await drop(ctx, dropped)
+    sending = [job for job in jobs if job.host not in unavailable]
+    results = await asyncio.gather(*(send(ctx, job) for job in sending))
+    await record_all(ctx, list(zip(sending, results, strict=True)))
+    if held is not None:
+        held.difference_update(job.delivery_id for job in jobs)
     return len(jobs)
 
 

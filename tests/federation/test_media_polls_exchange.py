@@ -83,26 +83,26 @@ async def vote(commune: Any, who: str, poll_id: str, choices: list[int]) -> tupl
     return await commune.api(who).post(f"/api/v1/polls/{poll_id}/votes", json={"choices": [str(c) for c in choices]})
 
 
-async def b_poll_seen_by_alder(pair: Pair, options: list[str], multiple: bool = False) -> tuple[Post, Post]:
-    """cedar (b.test) makes a poll that alder (a.test, a follower) receives: (b's row, a's copy)."""
-    await follow(pair.a, "alder", "@cedar@b.test")
+async def poll_crossing(pair: Pair, author_host: str, author: str, reader: str, options: list[str],
+                        multiple: bool = False) -> tuple[Post, Post]:
+    """`author` on `author_host` makes a poll that `reader` (on the other commune, a follower) receives:
+    (the author's row, the reader's copy)."""
+    home, away = pair.commune(author_host), pair.b if author_host == "a.test" else pair.a
+    await follow(away, reader, f"@{author}@{author_host}")
     await pair.drain()
-    original = await poll_post(pair.b, "cedar", options, multiple)
+    original = await poll_post(home, author, options, multiple)
     await pair.drain()
-    copy = await remote_copy(pair.a, original.uri)
+    copy = await remote_copy(away, original.uri)
     assert copy is not None
     return original, copy
+
+
+async def b_poll_seen_by_alder(pair: Pair, options: list[str], multiple: bool = False) -> tuple[Post, Post]:
+    return await poll_crossing(pair, "b.test", "cedar", "alder", options, multiple)
 
 
 async def a_poll_seen_by_cedar(pair: Pair, options: list[str], multiple: bool = False) -> tuple[Post, Post]:
-    """alder (a.test) makes a poll that cedar (b.test, a follower) receives: (a's row, b's copy)."""
-    await follow(pair.b, "cedar", "@alder@a.test")
-    await pair.drain()
-    original = await poll_post(pair.a, "alder", options, multiple)
-    await pair.drain()
-    copy = await remote_copy(pair.b, original.uri)
-    assert copy is not None
-    return original, copy
+    return await poll_crossing(pair, "a.test", "alder", "cedar", options, multiple)
 
 
 # -- media ----------------------------------------------------------------------------------------
