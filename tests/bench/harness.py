@@ -474,7 +474,8 @@ class Receivers:
     202 to every POST and counts them."""
 
     def __init__(self, count: int) -> None:
-        self.ports = [free_port() for _ in range(count)]
+        self.count = count
+        self.ports: list[int] = []  # chosen by the system as the sites start: never twice the same
         self.received = 0
         self.last_at = 0.0
         self._lock = threading.Lock()
@@ -496,12 +497,14 @@ class Receivers:
             return web.Response(status=202)
 
         async def start() -> None:
-            for port in self.ports:
+            for _ in range(self.count):
                 app = web.Application()
                 app.router.add_post("/{tail:.*}", inbox)
                 runner = web.AppRunner(app, access_log=None)
                 await runner.setup()
-                await web.TCPSite(runner, "127.0.0.1", port).start()
+                site = web.TCPSite(runner, "127.0.0.1", 0)
+                await site.start()
+                self.ports.append(runner.addresses[0][1])
                 self._runners.append(runner)
 
         asyncio.set_event_loop(self._loop)
