@@ -164,6 +164,16 @@ async def needs_migration(engine: AsyncEngine) -> bool:
     return current != migration_heads()
 
 
+async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Let the query planner know the tables' sizes (ANALYZE). Without statistics SQLite may read a
+    resident's thousands of posts by author where twenty index lookups by boosted post would do, and
+    PostgreSQL misjudges a freshly filled database. SQLite samples at most 1,000 rows per index."""
+    async with write_session(sessionmaker) as session:
+        if session.bind.dialect.name == "sqlite":
+            await session.execute(text("PRAGMA analysis_limit=1000"))
+        await session.execute(text("ANALYZE"))
+
+
 # A process holds its node while it renews `seen_at`; a row unseen for NODE_TTL is a dead process's.
 NODE_TTL = dt.timedelta(minutes=10)
 NODE_RENEW_SECONDS = 60.0

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voisinage.models.base import utcnow
-from voisinage.models.db import write_session
+from voisinage.models.db import refresh_statistics, write_session
 from voisinage.models.meta import IdempotentResult, prune_counters
 from voisinage.models.poll import UPDATE_EVERY, Poll
 
@@ -27,6 +27,7 @@ from .posting import close_expired_polls
 log = logging.getLogger("voisinage.maintenance")
 
 INTERVAL_SECONDS = 60.0
+ANALYZE_EVERY_SECONDS = 24 * 3600.0  # the planner's statistics (models.db.refresh_statistics)
 IDEMPOTENCY_HOURS = 1
 COUNTER_DAYS = 2
 
@@ -67,10 +68,14 @@ async def send_poll_updates(session: AsyncSession, now: dt.datetime) -> int:
 async def run_forever(sessionmaker: async_sessionmaker[AsyncSession], media_root: Path,
                       stop: asyncio.Event) -> None:
     """Every minute until `stop` is set; a failing round is logged and the next one tried."""
+    analyzed = -ANALYZE_EVERY_SECONDS  # the first round refreshes the planner's statistics
     while not stop.is_set():
         started = time.monotonic()
         try:
             await run_once(sessionmaker, media_root)
+            if started - analyzed >= ANALYZE_EVERY_SECONDS:
+                await refresh_statistics(sessionmaker)
+                analyzed = started
         except Exception:
             log.exception("maintenance round failed")
         try:

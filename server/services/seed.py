@@ -349,6 +349,7 @@ async def seed(sessionmaker: async_sessionmaker[AsyncSession], base_url: str, vi
     async with db.write_session(sessionmaker) as session:
         for sql in COUNTERS_SQL:
             await session.execute(text(sql))
+    await db.refresh_statistics(sessionmaker)  # a bulk load leaves the planner guessing
     result.seconds = time.perf_counter() - started
     return result
 

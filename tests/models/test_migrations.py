@@ -44,3 +44,31 @@ def test_opening_a_current_database_does_not_import_alembic(tmp_path):
     again = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=60)
     assert first.stdout.strip() == "True", first.stderr  # the first opening migrates
     assert again.stdout.strip() == "False", again.stderr
+
+
+async def test_statistics_make_the_planner_look_up_boosts_by_original(tmp_path):
+    """After `refresh_statistics`, SQLite finds a reader's boosts of a page's posts through the
+    boosted-post index, not by reading every post of the reader (measured: 7 ms -> 0.05 ms at 1M posts)."""
+    from voisinage.models.db import make_sessionmaker
+
+    engine = db.make_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        await db.migrate(engine)
+        async with engine.begin() as conn:  # one author with many posts, each original boosted once
+            await conn.execute(text("INSERT INTO actors (id, username, domain, kind, uri, fields, locked, "
+                                    "discoverable, bot, followers_count, following_count, statuses_count, "
+                                    "note, note_source, display_name, created_at, updated_at) VALUES (1, 'a', '', 'Person', "
+                                    "'u', '[]', 0, 1, 0, 0, 0, 0, '', '', '', '2026-01-01', '2026-01-01')"))
+            await conn.execute(text(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+                "INSERT INTO posts (id, uri, author_id, local, visibility, origin_author_id, reblog, "
+                "reblog_of_id, content, source, spoiler_text, sensitive, replies_count, reblogs_count, "
+                "favourites_count, created_at) SELECT i, 'p' || i, 1, 1, 'public', 1, i > 1500, "
+                "CASE WHEN i > 1500 THEN i - 1500 END, '', '', '', 0, 0, 0, 0, '2026-01-01' FROM n"))
+        plan = "EXPLAIN QUERY PLAN SELECT reblog_of_id FROM posts WHERE author_id = 1 AND reblog_of_id IN (1, 2)"
+        await db.refresh_statistics(make_sessionmaker(engine))
+        async with engine.connect() as conn:
+            details = " ".join(str(row[-1]) for row in await conn.execute(text(plan)))
+        assert "reblog_of_id" in details, details
+    finally:
+        await engine.dispose()
