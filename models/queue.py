@@ -59,7 +59,10 @@ async def claim_due(session: AsyncSession, model: type[Q], *, limit: int, lease:
     stmt = (update(model).where(model.id.in_(ids_query.scalar_subquery()))  # type: ignore[attr-defined]
             .values(locked_until=now + lease).returning(model)
             .execution_options(synchronize_session=False))
-    return list((await session.scalars(stmt)).all())
+    # RETURNING gives rows in the order they were updated, not the ORDER BY's: a Create and its Delete
+    # claimed together must still be handled in the order they arrived.
+    rows = (await session.scalars(stmt)).all()
+    return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))  # type: ignore[attr-defined]
 
 
 async def renew_claims(session: AsyncSession, model: type[Q], ids: Iterable[int], *, lease: dt.timedelta,

@@ -100,3 +100,21 @@ async def test_a_renewed_claim_outlives_its_lease_and_finished_rows_are_not_rene
 def test_the_lease_is_short_and_only_a_test_environment_variable_changes_it():
     assert LEASE == dt.timedelta(seconds=60) or "VOISINAGE_TEST_LEASE_SECONDS" in os.environ
     assert HEARTBEAT_SECONDS < LEASE.total_seconds() / 2
+
+
+async def test_a_claimed_batch_comes_in_arrival_order(rig):
+    """RETURNING does not follow ORDER BY: rows written in another order than they are due still come
+    back due-first, so a Create and its Delete claimed together are handled in order."""
+    sm = rig.sessionmaker
+    base = utcnow() - dt.timedelta(minutes=1)
+    async with db.write_session(sm) as session:
+        out = OutgoingActivity(activity_uri="https://a.test/x", signer_id=rig["alder"].actor_id, body=b"{}")
+        session.add(out)
+        await session.flush()
+        for i in reversed(range(12)):  # the last due is written first
+            session.add(Delivery(outgoing_id=out.id, inbox_uri=f"https://r{i}.test/inbox", host=f"r{i}.test",
+                                 next_attempt_at=base + dt.timedelta(seconds=i)))
+            await session.flush()
+    async with db.write_session(sm) as session:
+        rows = await claim_due(session, Delivery, limit=12, lease=dt.timedelta(minutes=5))
+    assert [r.host for r in rows] == [f"r{i}.test" for i in range(12)]
