@@ -32,6 +32,8 @@ class FederationContext:
     clock: Callable[[], float] = time.time
     # keyId -> cached public key material; filled by federation.actors
     key_cache: dict[str, Any] = field(default_factory=dict)
+    # the inbox's group commit (federation.inbox.StoreBatcher), made at the first delivery received
+    inbox_batcher: Any = field(default=None, repr=False)
 
     def is_local_url(self, url: str) -> bool:
         """Whether the URL is on our host, however spelled: any case, trailing dot, IDN, or the

@@ -148,13 +148,11 @@ async def store(ctx: FederationContext, activity: dict[str, Any], signer: Actor)
     Requests arriving together share one transaction (`StoreBatcher`): on SQLite, with one writer at a
     time, a busy inbox then commits many rows at once instead of queueing one transaction per request.
     """
-    batcher = ctx.key_cache.get(_BATCHER)
-    if batcher is None:
-        batcher = ctx.key_cache[_BATCHER] = StoreBatcher(ctx)
-    return await batcher.store(activity, signer)
+    if ctx.inbox_batcher is None:
+        ctx.inbox_batcher = StoreBatcher(ctx)
+    return await ctx.inbox_batcher.store(activity, signer)
 
 
-_BATCHER = "inbox store batcher"
 MAX_BATCH = 500  # rows per transaction: far below either database's limit of bound parameters
 
 

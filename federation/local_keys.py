@@ -7,6 +7,7 @@ HTTP signatures, `#main-key`) and an Ed25519 key (FEP-8b32 object proofs, `#ed25
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -32,8 +33,9 @@ from .transport import Signer
 INSTANCE_ACTOR_USERNAME = "actor"
 
 # key_id -> loaded private key; PEM loading validates the key and is slow (40-70 ms for RSA).
-_private_keys: dict[str, PrivateKey] = {}
-_ed25519_keys: dict[str, Ed25519PrivateKey] = {}
+# Loading a private key checks it, which is slow: each PEM is loaded once per process.
+_loaded_private = functools.lru_cache(maxsize=1024)(load_private)
+_loaded_ed25519 = functools.lru_cache(maxsize=1024)(load_ed25519_private)
 
 
 def main_key_id(actor: Actor) -> str:
@@ -65,25 +67,17 @@ async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
 
 
 def private_key_of(actor: Actor) -> PrivateKey:
-    """The actor's loaded RSA private key (cached by keyId). Raises ValueError when it has none."""
+    """The actor's loaded RSA private key (cached). Raises ValueError when it has none."""
     if not actor.private_key_pem or not actor.key_id:
         raise ValueError(f"actor {actor.uri} has no private key (call ensure_local_keys)")
-    cache_key = f"{actor.key_id}\n{hash(actor.private_key_pem)}"
-    key = _private_keys.get(cache_key)
-    if key is None:
-        key = _private_keys[cache_key] = load_private(actor.private_key_pem)
-    return key
+    return _loaded_private(actor.private_key_pem)
 
 
 def ed25519_private_key_of(actor: Actor) -> Ed25519PrivateKey:
     """The actor's loaded Ed25519 private key (cached). Raises ValueError when it has none."""
     if not actor.ed25519_private_pem:
         raise ValueError(f"actor {actor.uri} has no Ed25519 key (call ensure_local_keys)")
-    cache_key = f"{actor.uri}\n{hash(actor.ed25519_private_pem)}"
-    key = _ed25519_keys.get(cache_key)
-    if key is None:
-        key = _ed25519_keys[cache_key] = load_ed25519_private(actor.ed25519_private_pem)
-    return key
+    return _loaded_ed25519(actor.ed25519_private_pem)
 
 
 def signer_for(actor: Actor) -> Signer:

@@ -16,7 +16,7 @@ A partner's public note in the thread of one of our villages is relayed by that 
 `publish_relay`); a resident's boost of a public post is announced only to instances in the original's
 audience (`publish_boost`: a boost never widens); profile edits send Update{Person}. A post carries its
 media as `attachment` and a poll makes it a Question; a vote in one of our polls (by a resident or a
-partner's) and its end send Update{Question} to where the post went (`publish_poll_update`).
+partner's) and its end send Update{Question} to where the post went (`publish_update(..., poll=True)`).
 """
 
 from __future__ import annotations
@@ -209,27 +209,18 @@ async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post
         await publish(session, ctx, to_ap.create_of(note, author), author, create_inboxes)
 
 
-async def publish_update(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
-    """Deliver an edit of a local post to everyone who received it."""
-    _, announce_inboxes, create_inboxes = await post_recipients(session, post)
-    inboxes = [*announce_inboxes, *create_inboxes]
-    if not inboxes:
-        return
-    note, author = await render_note(session, ctx, post)
-    await publish(session, ctx, to_ap.update_of(note, author), author, inboxes)
-
-
-async def publish_poll_update(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
-    """Deliver Update{Question} with the current counts (or the end) of a local poll to everyone who
-    received the post."""
-    if not post.local:
+async def publish_update(session: AsyncSession, ctx: FederationContext, post: Post, *, poll: bool = False) -> None:
+    """Deliver an edit of a local post to everyone who received it; with `poll`, Update{Question} with
+    the current counts (or the end) of its poll."""
+    if poll and not post.local:
         return
     _, announce_inboxes, create_inboxes = await post_recipients(session, post)
     inboxes = [*announce_inboxes, *create_inboxes]
     if not inboxes:
         return
     note, author = await render_note(session, ctx, post)
-    await publish(session, ctx, to_ap.question_update_of(note, author), author, inboxes)
+    update = to_ap.question_update_of(note, author) if poll else to_ap.update_of(note, author)
+    await publish(session, ctx, update, author, inboxes)
 
 
 async def publish_delete(session: AsyncSession, ctx: FederationContext, post: Post) -> None:

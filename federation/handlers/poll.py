@@ -28,7 +28,7 @@ from voisinage.models.remote_audience import remote_may_see
 
 from ..dispatch import InboxContext
 from ..from_ap import ParsedPoll, poll_vote_of
-from ..outbox import publish_poll_update
+from ..outbox import publish_update
 from .common import get_post
 
 log = logging.getLogger("voisinage.federation.poll")
@@ -91,7 +91,7 @@ async def take_vote(ictx: InboxContext, note: dict[str, Any]) -> bool:
         log.info("vote by %s in poll %s, which it may not see: ignored", ictx.signer.uri, poll.id)
         return True
     if await _count_vote(ictx.session, poll, ictx.signer.id, poll.options.index(title)) and poll.update_due(_now(ictx)):
-        await publish_poll_update(ictx.session, ictx.ctx, post)  # the instances that received it see the counts
+        await publish_update(ictx.session, ictx.ctx, post, poll=True)  # the instances that received it see the counts
     return True
 
 

@@ -131,4 +131,4 @@ async def poll_changed(session: AsyncSession, poll: Poll) -> None:
     if (ctx := federation_of(session)) is not None and not poll.remote:
         post = await session.get(Post, poll.post_id)
         if post is not None and post.local:
-            await outbox.publish_poll_update(session, ctx, post)
+            await outbox.publish_update(session, ctx, post, poll=True)

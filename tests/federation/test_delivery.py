@@ -15,12 +15,13 @@ from sqlalchemy import select
 from voisinage.federation import delivery
 from voisinage.federation.context import FEDERATION
 from voisinage.federation.outbox import publish
-from voisinage.federation.transport import HttpTransport
 from voisinage.models.actor import Actor
 from voisinage.models.db import write_session
 from voisinage.models.delivery import Delivery
 from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, FAILED, PENDING
+
+from ..rig.network import wired_to_loopback
 
 # Tomorrow 09:00 UTC: after every row's default `next_attempt_at` (the real now), same day all test long.
 T0 = (dt.datetime.fromtimestamp(time.time(), dt.UTC).replace(hour=9, minute=0, second=0, microsecond=0)
@@ -53,15 +54,8 @@ async def peer(aiohttp_server: Any) -> tuple[Peer, str]:
 @pytest.fixture
 async def wired(rig: Any) -> Any:
     """The rig's commune with a real loopback-allowed transport and a controllable clock."""
-    ctx = rig.app[FEDERATION]
-    transport = HttpTransport(allow_private_addresses=True, local_hosts={ctx.domain})
-    await transport.start()
-    ctx.transport = transport
-    clock = {"now": T0}
-    ctx.clock = lambda: clock["now"]
-    rig.clock = clock
-    yield rig
-    await transport.close()
+    async with wired_to_loopback(rig, T0) as wired_rig:
+        yield wired_rig
 
 
 async def _enqueue(rig: Any, host: str, inbox: str | None = None, partner: bool = True) -> None:

@@ -7,7 +7,8 @@ inbox. Every request is recorded (`sent`) so tests can assert who received what,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,3 +108,23 @@ class InProcessTransport:
         """The POSTs (deliveries) sent, optionally only to `host` and of activity type `kind`."""
         return [s for s in self.sent if s.method == "POST" and (host is None or s.host == host)
                 and (kind is None or (s.json or {}).get("type") == kind)]
+
+
+@contextlib.asynccontextmanager
+async def wired_to_loopback(rig: Any, now: float, **transport: Any) -> AsyncIterator[Any]:
+    """`rig`'s commune with a real HTTP transport allowed to reach loopback receivers and a clock the
+    test moves (`rig.clock["now"]`, starting at `now`)."""
+    from voisinage.federation.context import FEDERATION
+    from voisinage.federation.transport import HttpTransport
+
+    ctx = rig.app[FEDERATION]
+    client = HttpTransport(allow_private_addresses=True, local_hosts={ctx.domain}, **transport)
+    await client.start()
+    ctx.transport = client
+    clock = {"now": now}
+    ctx.clock = lambda: clock["now"]
+    rig.clock = clock
+    try:
+        yield rig
+    finally:
+        await client.close()

@@ -24,13 +24,14 @@ from sqlalchemy import select
 from voisinage.federation import delivery
 from voisinage.federation.context import FEDERATION
 from voisinage.federation.outbox import publish
-from voisinage.federation.transport import HttpTransport, Timeouts
+from voisinage.federation.transport import Timeouts
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.delivery import Delivery
 from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, PENDING
 
+from ..rig.network import wired_to_loopback
 from ..rig.process import (
     ServeProcess,
     add_remote_fans,
@@ -139,16 +140,8 @@ T0 = (dt.datetime.now(dt.UTC).replace(hour=9, minute=0, second=0, microsecond=0)
 
 @pytest.fixture
 async def wired(rig: Any) -> Any:
-    ctx = rig.app[FEDERATION]
-    transport = HttpTransport(allow_private_addresses=True, local_hosts={ctx.domain},
-                              timeouts=Timeouts(connect=1.0, total=1.0))
-    await transport.start()
-    ctx.transport = transport
-    clock = {"now": T0}
-    ctx.clock = lambda: clock["now"]
-    rig.clock = clock
-    yield rig
-    await transport.close()
+    async with wired_to_loopback(rig, T0, timeouts=Timeouts(connect=1.0, total=1.0)) as wired_rig:
+        yield wired_rig
 
 
 async def test_receiver_down_refused_then_503_then_timeout_gets_everything_when_back(wired: Any) -> None:
