@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with a busy timeout, so the CLI can write while the server runs; write
 transactions start with BEGIN IMMEDIATE (`write_session`) so that two writers queue on the busy timeout
-instead of failing on a lock upgrade. PostgreSQL needs none of this.
+instead of failing on a lock upgrade. Hot read-only requests may use `read_session`, which on SQLite
+runs its statements on the event loop's thread. PostgreSQL needs none of this.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, insert, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from . import ids
 
@@ -48,18 +50,20 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _tune_sqlite(engine: AsyncEngine | Engine, *pragmas: str) -> None:
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+    @event.listens_for(sync_engine, "connect")
     def on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let us emit BEGIN ourselves (pysqlite's implicit transactions cannot BEGIN IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000",
-                       "temp_store=MEMORY", "cache_size=-16000"):
+                       "temp_store=MEMORY", "cache_size=-16000", *pragmas):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_write")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -100,6 +104,77 @@ async def write_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
         except BaseException:
             await session.rollback()
             raise
+
+
+class _LoopConnection:
+    """A synchronous connection behind the awaitable methods the read paths call."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._connection.execute(statement, parameters, **kwargs)
+
+    async def scalars(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._connection.scalars(statement, parameters, **kwargs)
+
+    async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._connection.scalar(statement, parameters, **kwargs)
+
+
+class LoopReadSession(_LoopConnection):
+    """A read-only ORM session on SQLite whose statements run on the event loop's own thread.
+
+    Through aiosqlite every statement is handed to the connection's thread and back four times
+    (cursor, execute, fetch, close), which costs more than the small indexed reads of a timeline page.
+    In WAL mode a reader never waits for a writer, so running them inline only costs their own time.
+    The connection is `query_only`: a write through it fails instead of taking the write lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(Session(engine))
+        self.bind = engine
+
+    async def __aenter__(self) -> LoopReadSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._connection.close()
+
+    async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        return self._connection.get(entity, ident, **kwargs)
+
+    async def connection(self, **kwargs: Any) -> _LoopConnection:
+        return _LoopConnection(self._connection.connection(**kwargs))
+
+
+def loop_reader(engine: AsyncEngine) -> Engine | None:
+    """The synchronous read engine of a file SQLite database (None for others), made on first use."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    reader = engine.sync_engine.__dict__.get("_voisinage_loop_reader")
+    if reader is None:
+        reader = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
+                               pool_size=4, max_overflow=-1)  # never wait: the loop would stop
+        _tune_sqlite(reader, "query_only=ON")
+        engine.sync_engine.__dict__["_voisinage_loop_reader"] = reader
+    return reader
+
+
+def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+    """A session for a read-only request: `async with read_session(sm) as session`. On SQLite it is a
+    `LoopReadSession`; keep it to reads that take milliseconds (timelines, token lookups), since the
+    event loop waits for them. On PostgreSQL, an ordinary session."""
+    engine = sessionmaker.kw.get("bind")
+    reader = loop_reader(engine) if engine is not None else None
+    return LoopReadSession(reader) if reader is not None else sessionmaker()
+
+
+async def close_database(engine: AsyncEngine) -> None:
+    """Dispose of the engine and of its loop reader, if it made one."""
+    reader = engine.sync_engine.__dict__.pop("_voisinage_loop_reader", None)
+    if reader is not None:
+        reader.dispose()
+    await engine.dispose()
 
 
 def _alembic_config(url: str) -> Any:
@@ -264,4 +339,5 @@ async def open_database(url: str, *, migrate_first: bool = True) -> tuple[AsyncE
     return engine, sessionmaker
 
 
-__all__ = ["make_engine", "make_sessionmaker", "migrate", "open_database", "select", "write_session"]
+__all__ = ["close_database", "make_engine", "make_sessionmaker", "migrate", "open_database", "read_session", "select",
+           "write_session"]

@@ -51,7 +51,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     async with db.keeping_node(sessionmaker):
         yield
     await bus.close()
-    await engine.dispose()
+    await db.close_database(engine)
 
 
 async def _federation(app: web.Application) -> AsyncIterator[None]:

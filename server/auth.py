@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from voisinage.models.actor import Actor
+from voisinage.models.db import read_session
 from voisinage.models.oauth import Token, token_digest
 
 from .errors import ApiError
@@ -108,7 +109,7 @@ async def authenticate(request: web.Request) -> AuthInfo | None:
 
 
 async def _load_token(request: web.Request, digest: str) -> AuthInfo | None:
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         row = (await session.execute(
             select(Token.id, Token.actor_id, Token.application_id, Token.scopes, Actor.suspended_at)
             .outerjoin(Actor, Actor.id == Token.actor_id)

@@ -93,7 +93,7 @@ async def _with_database(url: str, work: Work[T]) -> T:
         async with db.keeping_node(sessionmaker):
             return await work(sessionmaker)
     finally:
-        await engine.dispose()
+        await db.close_database(engine)
 
 
 def run_with_database(settings: Settings, work: Work[T]) -> T:

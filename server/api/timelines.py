@@ -19,6 +19,7 @@ from voisinage.models.actor import Actor
 from voisinage.models.audience import Viewer, muted_clause, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
+from voisinage.models.db import read_session
 from voisinage.models.filters import Filter
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import PUBLIC, Post, PostTag
@@ -133,7 +134,7 @@ async def get_home(request: web.Request) -> web.Response:
     """My posts, those of accounts I follow, and the announces of the villages I follow."""
     me = require_viewer(request)
     page = get_page(await read_params(request))
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         reader = await _load_reader(session, me)
         viewer = reader[0]
         rows = await _home_rows(await session.connection(), viewer, page)
@@ -148,7 +149,7 @@ async def get_public(request: web.Request) -> web.Response:
     local = bool(params.get_bool("local", False))
     remote = bool(params.get_bool("remote", False))
     only_media = bool(params.get_bool("only_media", False))
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         reader = await _load_reader(session, me)
         viewer = reader[0]
         statement = _public_statement(viewer.village_actor_id is not None, page.shape, local, remote, only_media)
@@ -200,7 +201,7 @@ async def get_tag(request: web.Request) -> web.Response:
     local = params.get_bool("local", False)
     remote = params.get_bool("remote", False)
     only_media = params.get_bool("only_media", False)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         reader = await _load_reader(session, me)
         viewer = reader[0]
         query = status_rows().where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from voisinage.models import db
 from voisinage.server.keys import ENGINE
 
 from .test_status_media import upload_photo
@@ -47,12 +48,15 @@ async def _statements(rig: Any, path: str, limit: int) -> tuple[int, list[dict[s
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    engine = rig.app[ENGINE].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    # SQLite's timelines read on the event loop's thread, through the loop reader's engine
+    engines = [e for e in (rig.app[ENGINE].sync_engine, db.loop_reader(rig.app[ENGINE])) if e is not None]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         status, page = await rig.api("birch").get(path, params={"limit": str(limit)})
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     assert status == 200, page
     return len(seen), page
 
@@ -66,7 +70,7 @@ async def test_timeline_pages_of_20_and_40_cost_the_same_statements(rig):
         small, page20 = await _statements(rig, path, 20)
         large, page40 = await _statements(rig, path, 40)
         assert small == large, path
-        assert small <= 16, (path, small)  # a bounded number: the page, then one per kind of relation
+        assert 0 < small <= 16, (path, small)  # a bounded number: the page, then one per kind of relation
         expected = {"tag": 9, "accounts": 36}  # #annonce statuses; alder's statuses (birch wrote 9)
         wanted = next((n for key, n in expected.items() if key in path), 40)
         assert len(page20) == 20 if wanted >= 20 else len(page20) == wanted, path
