@@ -79,6 +79,10 @@ class UnknownActor(LookupError):
     """No such local actor, or a handle that WebFinger does not know."""
 
 
+class NeedsFetch(Exception):
+    """The key is not known here (or did not verify): only a fetch from its owner can tell."""
+
+
 @dataclass
 class RemoteActorFields:
     """What we keep of a remote actor document."""
@@ -380,12 +384,12 @@ async def _fetch_key_owner(ctx: FederationContext, session: AsyncSession, key_id
 
 
 async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: str, *,
-                         refresh: bool = False) -> tuple[Actor, Any]:
+                         refresh: bool = False, fetch: bool = True) -> tuple[Actor, Any]:
     """(owner actor, loaded public key) for a signature's keyId; cached in ctx.key_cache.
 
     The partner check comes first: a non-partner keyId raises NotPartner without any lookup.
     `refresh=True` refetches the owner's document (key rotation). Raises NotPartner, FetchError,
-    ApParseError, UnknownActor.
+    ApParseError, UnknownActor; with `fetch=False`, NeedsFetch instead of fetching.
     """
     if ctx.is_local_url(key_id):
         actor = await session.scalar(select(Actor).where(Actor.key_id == key_id, Actor.domain == ""))
@@ -401,6 +405,8 @@ async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: 
     actor = None if refresh else await session.scalar(
         select(Actor).where(Actor.key_id == key_id, Actor.domain != ""))
     if actor is None or not actor.public_key_pem:
+        if not fetch:
+            raise NeedsFetch(key_id)
         actor = await _fetch_key_owner(ctx, session, key_id)
     key = _load_key(actor)
     ctx.key_cache[key_id] = (actor.id, key)

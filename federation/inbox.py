@@ -16,6 +16,7 @@ The inbox worker processes the stored item later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from typing import Any
@@ -28,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
@@ -93,9 +94,10 @@ def _now(ctx: FederationContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
 
 
-async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool) -> tuple[Actor, Any]:
+async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool,
+               fetch: bool = True) -> tuple[Actor, Any]:
     try:
-        return await actors.public_key_for(ctx, session, key_id, refresh=refresh)
+        return await actors.public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
     except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
         raise Refused(401, f"key {key_id[:200]}: {exc}") from None
 
@@ -113,13 +115,16 @@ def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
 
 
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
-                          body: bytes) -> Actor:
+                          body: bytes, *, fetch: bool = True) -> Actor:
     """The actor whose key signed this request; refreshes the key once when verification fails
-    (at most once a minute per key: `may_refetch_key`)."""
+    (at most once a minute per key: `may_refetch_key`). With `fetch=False`, raises
+    actors.NeedsFetch where a fetch would be needed (the key is unknown, or did not verify)."""
     for refresh in (False, True):
+        if refresh and not fetch:
+            raise actors.NeedsFetch(key_id)
         if refresh and not may_refetch_key(ctx, key_id):
             raise Refused(401, "signature does not match the known key (refetched recently)")
-        owner, key = await _key(ctx, session, key_id, refresh)
+        owner, key = await _key(ctx, session, key_id, refresh, fetch)
         try:
             signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
                                       now=_now(ctx), scheme=ctx.scheme, expected_host=ctx.domain)
@@ -225,18 +230,24 @@ async def _check_and_store(ctx: FederationContext, request: web.Request) -> None
 
 async def _verify_and_store(ctx: FederationContext, request: web.Request, body: bytes,
                             activity: dict[str, Any]) -> None:
-    # A deferred transaction, not write_session: the key fetch below makes the peer fetch our
-    # instance actor, which must not wait behind a write lock we hold (SQLite).
-    async with ctx.sessionmaker() as session:
+    # Usually the key is known and verifies: a read session does (on SQLite, on the event loop's
+    # thread). Otherwise a deferred transaction, not write_session: the key fetch makes the peer fetch
+    # our instance actor, which must not wait behind a write lock we hold (SQLite).
+    signer = None
+    async with read_session(ctx.sessionmaker) as session:
         key_id = await partner_key_id(session, request.headers)
-        signer = await verified_signer(ctx, session, request, key_id, body)
-        await session.commit()  # a fetched actor or key is kept even when the activity is refused
-        check_origin(activity, signer)
-        blocked = signer.suspended_at is not None or signer.local
-        known = await _is_known_item(session, activity["id"])
-    if blocked or known:
-        return
-    await store(ctx, activity, signer)
+        with contextlib.suppress(actors.NeedsFetch):
+            signer = await verified_signer(ctx, session, request, key_id, body, fetch=False)
+            check_origin(activity, signer)
+            skip = signer.suspended_at is not None or signer.local or await _is_known_item(session, activity["id"])
+    if signer is None:
+        async with ctx.sessionmaker() as session:
+            signer = await verified_signer(ctx, session, request, key_id, body)
+            await session.commit()  # a fetched actor or key is kept even when the activity is refused
+            check_origin(activity, signer)
+            skip = signer.suspended_at is not None or signer.local or await _is_known_item(session, activity["id"])
+    if not skip:
+        await store(ctx, activity, signer)
 
 
 async def _check_recipient(ctx: FederationContext, request: web.Request) -> None:
@@ -248,7 +259,7 @@ async def _check_recipient(ctx: FederationContext, request: web.Request) -> None
     if "\x00" in (slug or name or ""):  # no such name, and PostgreSQL refuses the character in a query
         raise Refused(404, "no such inbox")
     kind_clause = Actor.kind == GROUP if slug is not None else Actor.kind != GROUP
-    async with ctx.sessionmaker() as session:
+    async with read_session(ctx.sessionmaker) as session:
         found = await session.scalar(select(Actor.id).where(
             Actor.username == (slug or name), Actor.domain == "", kind_clause))
     if found is None:

@@ -45,14 +45,6 @@ import http_sf
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-from http_message_signatures import (
-    HTTPMessageSignaturesException,
-    HTTPMessageSigner,
-    HTTPMessageVerifier,
-    HTTPSignatureAlgorithm,
-    HTTPSignatureKeyResolver,
-    algorithms,
-)
 
 from .keys import KeyFormatError, PrivateKey, PublicKey, load_private, load_public
 
@@ -84,11 +76,7 @@ MAX_AGE = dt.timedelta(minutes=5)
 CLOCK_SKEW = dt.timedelta(hours=1)
 
 _CAVAGE_ALGORITHMS = frozenset({"rsa-sha256", "hs2019"})
-_RFC9421_ALGORITHMS: dict[str, type[HTTPSignatureAlgorithm]] = {
-    "rsa-v1_5-sha256": algorithms.RSA_V1_5_SHA256,
-    "rsa-pss-sha512": algorithms.RSA_PSS_SHA512,
-    "ed25519": algorithms.ED25519,
-}
+_RFC9421_ALGORITHMS = frozenset({"rsa-v1_5-sha256", "rsa-pss-sha512", "ed25519"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -427,44 +415,6 @@ def _verify_cavage(
 # --------------------------------------------------------------------------- RFC 9421
 
 
-@dataclass
-class _Message:
-    """The request shape http-message-signatures reads: method, absolute url, headers."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-
-
-class _OneKey(HTTPSignatureKeyResolver):
-    """Resolves every keyid to the one key the caller already looked up."""
-
-    def __init__(self, public: Any = None, private: Any = None) -> None:
-        self.public, self.private = public, private
-
-    def resolve_public_key(self, key_id: str) -> Any:
-        return self.public
-
-    def resolve_private_key(self, key_id: str) -> Any:
-        return self.private
-
-
-class _ClockedVerifier(HTTPMessageVerifier):
-    """The library's verifier with our clock and our window instead of ``datetime.now()``."""
-
-    def __init__(self, *, now: dt.datetime, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.now = now
-
-    def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
-        created, expires = sig_input.params.get("created"), sig_input.params.get("expires")
-        if type(created) is not int:
-            raise SignatureError("RFC 9421 signature needs an integer created parameter")
-        _check_window(_timestamp(created), self.now, "created")
-        if expires is not None and (type(expires) is not int or _timestamp(expires) < self.now):
-            raise SignatureError("signature has expired")
-
-
 def _sf_dictionary(value: str | None, what: str) -> dict[str, Any]:
     """Parse a Structured Field Dictionary (RFC 8941) or raise SignatureError."""
     try:
@@ -489,14 +439,14 @@ def _signature_input(headers: Mapping[str, str]) -> tuple[str, list[str], dict[s
     return label, [m[0] for m in members], params
 
 
-def _rfc9421_algorithm(alg: object, key: PublicKey | PrivateKey) -> type[HTTPSignatureAlgorithm]:
-    """Pick the algorithm from ``alg``, or from the key type when ``alg`` is absent."""
+def _rfc9421_algorithm(alg: object, key: PublicKey | PrivateKey) -> str:
+    """The algorithm named by ``alg``, or chosen by the key type when ``alg`` is absent."""
     if alg is None:
         is_ed = isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey))
-        return algorithms.ED25519 if is_ed else algorithms.RSA_V1_5_SHA256
+        return "ed25519" if is_ed else "rsa-v1_5-sha256"
     if not isinstance(alg, str) or alg not in _RFC9421_ALGORITHMS:
         raise SignatureError(f"algorithm {alg} is not accepted")
-    return _RFC9421_ALGORITHMS[alg]
+    return alg
 
 
 def _check_rfc9421_coverage(names: Sequence[str], needs_digest: bool) -> None:
@@ -529,14 +479,10 @@ def _verify_rfc9421(
     algorithm = _rfc9421_algorithm(params.get("alg"), key)
     if "host" not in headers:
         raise SignatureError("Host header is missing")
-    message = _Message(method, f"{scheme}://{headers['host']}{path}", headers)
-    verifier = _ClockedVerifier(now=now, signature_algorithm=algorithm, key_resolver=_OneKey(key))
-    try:
-        verifier.verify(message, max_age=None, body=body)
-    except HTTPMessageSignaturesException as exc:
-        reason = str(exc) or "signature does not match"
-        raise SignatureError(f"RFC 9421 signature refused: {reason}") from exc
-    return VerifiedSignature(params["keyid"], tuple(names), "rfc9421", algorithm.algorithm_id)
+    from . import rfc9421  # http-message-signatures: imported by the first RFC 9421 request
+
+    rfc9421.verify(algorithm, key, method, f"{scheme}://{headers['host']}{path}", headers, body, now)
+    return VerifiedSignature(params["keyid"], tuple(names), "rfc9421", algorithm)
 
 
 def sign_request_rfc9421(
@@ -567,24 +513,15 @@ def sign_request_rfc9421(
     host, _ = _host_of(url)
     out = _without(headers, ("host", "signature", "signature-input", "content-digest"))
     out["Host"] = host
-    message = _Message(method, url, out)
-    signer = HTTPMessageSigner(
-        signature_algorithm=_rfc9421_algorithm(algorithm, key), key_resolver=_OneKey(private=key)
-    )
+    from . import rfc9421
+
     created = _utc(now)
     if with_digest is None:
         with_digest = bool(body) or method in _BODY_METHODS
-    signer.sign(
-        message,
-        key_id=key_id,
-        created=created,
-        expires=created + expires_in if expires_in is not None else None,
-        label=label,
-        include_alg=include_alg,
-        covered_component_ids=list(covered),
-        body=body if with_digest else None,
-    )
-    return message.headers
+    return rfc9421.sign(
+        _rfc9421_algorithm(algorithm, key), key, method, url, out, key_id=key_id, created=created,
+        expires=created + expires_in if expires_in is not None else None, label=label,
+        include_alg=include_alg, covered=list(covered), body=body if with_digest else None)
 
 
 # --------------------------------------------------------------------------- entry points

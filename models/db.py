@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, insert, select, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -91,23 +91,46 @@ def _writer_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.Lock
     return lock
 
 
+BUSY_SECONDS = 30.0  # how long a writer waits for another process's write lock
+
+
 @contextlib.asynccontextmanager
 async def write_session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session whose transaction takes SQLite's write lock at once; commits on success. Do not open
-    one inside another: on SQLite the inner one would wait for the outer one forever."""
+    one inside another: on SQLite the inner one would wait for the outer one forever.
+
+    On a SQLite file it is a `LoopSession`: this process's writers already queue on an asyncio lock, so
+    once the write lock is taken nothing in the transaction can wait, and its statements run on the
+    event loop's thread. Taking the lock does not block the loop: while another process (the command
+    line) writes, the writer sleeps and tries again, for up to BUSY_SECONDS."""
     lock = _writer_lock(sessionmaker)
-    async with lock if lock is not None else contextlib.nullcontext(), sessionmaker() as session:
-        await session.connection(execution_options={"sqlite_write": True})
+    engine = sessionmaker.kw.get("bind")
+    writer = loop_engine(engine, "writer") if lock is not None else None
+    if writer is None:
+        async with lock if lock is not None else contextlib.nullcontext(), sessionmaker() as session:
+            await session.connection(execution_options={"sqlite_write": True})
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        return
+    async with lock:
+        session = LoopSession(writer, sessionmaker.kw.get("info"))
         try:
-            yield session
+            await session.begin_immediate()
+            yield session  # type: ignore[misc]  # the awaitable interface of an AsyncSession
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+        finally:
+            await session.close()
 
 
 class _LoopConnection:
-    """A synchronous connection behind the awaitable methods the read paths call."""
+    """A synchronous connection or session behind the awaitable methods our code calls."""
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
@@ -122,58 +145,130 @@ class _LoopConnection:
         return self._connection.scalar(statement, parameters, **kwargs)
 
 
-class LoopReadSession(_LoopConnection):
-    """A read-only ORM session on SQLite whose statements run on the event loop's own thread.
+class LoopSession(_LoopConnection):
+    """An ORM session on a SQLite file whose statements run on the event loop's own thread, with the
+    awaitable methods of an AsyncSession.
 
     Through aiosqlite every statement is handed to the connection's thread and back four times
-    (cursor, execute, fetch, close), which costs more than the small indexed reads of a timeline page.
-    In WAL mode a reader never waits for a writer, so running them inline only costs their own time.
-    The connection is `query_only`: a write through it fails instead of taking the write lock."""
+    (cursor, execute, fetch, close), which costs more than most of our statements take, and a writer
+    holds SQLite's one write lock all that while. Run inline, a statement costs only its own time. This
+    is safe only where no statement can wait: readers in WAL mode never wait for a writer (the reader's
+    connection is `query_only`), and a writer never waits once it holds the write lock
+    (`write_session`)."""
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(Session(engine))
+    def __init__(self, engine: Engine, info: dict[str, Any] | None = None) -> None:
+        self.sync_session = Session(engine, expire_on_commit=False, info=dict(info or {}))
+        super().__init__(self.sync_session)
         self.bind = engine
 
-    async def __aenter__(self) -> LoopReadSession:
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.sync_session.info
+
+    async def __aenter__(self) -> LoopSession:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._connection.close()
+        self.sync_session.close()
+
+    async def begin_immediate(self) -> None:
+        """Take the write lock (the engine's connections begin IMMEDIATE and never wait for it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                self.sync_session.connection()
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or loop.time() > deadline:
+                    raise
+                self.sync_session.rollback()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
-        return self._connection.get(entity, ident, **kwargs)
+        return self.sync_session.get(entity, ident, **kwargs)
 
     async def connection(self, **kwargs: Any) -> _LoopConnection:
-        return _LoopConnection(self._connection.connection(**kwargs))
+        return _LoopConnection(self.sync_session.connection(**kwargs))
+
+    def add(self, instance: Any) -> None:
+        self.sync_session.add(instance)
+
+    def add_all(self, instances: Any) -> None:
+        self.sync_session.add_all(instances)
+
+    async def delete(self, instance: Any) -> None:
+        self.sync_session.delete(instance)
+
+    async def flush(self, objects: Any = None) -> None:
+        self.sync_session.flush(objects)
+
+    async def refresh(self, instance: Any, attribute_names: Any = None) -> None:
+        self.sync_session.refresh(instance, attribute_names)
+
+    def is_modified(self, instance: Any) -> bool:
+        return self.sync_session.is_modified(instance)
+
+    def expire_all(self) -> None:
+        self.sync_session.expire_all()
+
+    @contextlib.asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[Any]:
+        with self.sync_session.begin_nested() as savepoint:
+            yield savepoint
+
+    async def commit(self) -> None:
+        self.sync_session.commit()
+
+    async def rollback(self) -> None:
+        self.sync_session.rollback()
+
+    async def close(self) -> None:
+        self.sync_session.close()
 
 
-def loop_reader(engine: AsyncEngine) -> Engine | None:
-    """The synchronous read engine of a file SQLite database (None for others), made on first use."""
+_LOOP_ENGINES = "_voisinage_loop_engines"
+
+
+def loop_engine(engine: AsyncEngine, role: str) -> Engine | None:
+    """The synchronous `reader` or `writer` engine of a SQLite file (None for other databases), made on
+    first use. Readers are `query_only`; writers begin IMMEDIATE and never wait for the lock (see
+    `LoopSession.begin_immediate`). Their pools never wait either: the event loop would stop."""
     if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
         return None
-    reader = engine.sync_engine.__dict__.get("_voisinage_loop_reader")
-    if reader is None:
-        reader = create_engine(engine.url.set(drivername="sqlite"), connect_args={"timeout": 30},
-                               pool_size=4, max_overflow=-1)  # never wait: the loop would stop
-        _tune_sqlite(reader, "query_only=ON")
-        engine.sync_engine.__dict__["_voisinage_loop_reader"] = reader
-    return reader
+    engines = engine.sync_engine.__dict__.setdefault(_LOOP_ENGINES, {})
+    made = engines.get(role)
+    if made is None:
+        pragmas = ("query_only=ON",) if role == "reader" else ("busy_timeout=0",)
+        made = create_engine(engine.url.set(drivername="sqlite"), pool_size=2, max_overflow=-1,
+                             execution_options={"sqlite_write": role == "writer"})
+        _tune_sqlite(made, *pragmas)
+        engines[role] = made
+    return made
 
 
 def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
-    """A session for a read-only request: `async with read_session(sm) as session`. On SQLite it is a
-    `LoopReadSession`; keep it to reads that take milliseconds (timelines, token lookups), since the
-    event loop waits for them. On PostgreSQL, an ordinary session."""
+    """A session for a read-only request: `async with read_session(sm) as session`. On a SQLite file it
+    is a `LoopSession`; keep it to reads that take milliseconds (timelines, token lookups), since the
+    event loop waits for them. Otherwise an ordinary session."""
     engine = sessionmaker.kw.get("bind")
-    reader = loop_reader(engine) if engine is not None else None
-    return LoopReadSession(reader) if reader is not None else sessionmaker()
+    reader = loop_engine(engine, "reader") if engine is not None else None
+    return LoopSession(reader, sessionmaker.kw.get("info")) if reader is not None else sessionmaker()
+
+
+def all_engines(engine: AsyncEngine) -> list[Engine]:
+    """The synchronous engines that run the engine's statements (to listen to them): its own, and on
+    a SQLite file the loop reader and writer."""
+    loop_engines = [loop_engine(engine, role) for role in ("reader", "writer")]
+    return [engine.sync_engine, *(e for e in loop_engines if e is not None)]
 
 
 async def close_database(engine: AsyncEngine) -> None:
-    """Dispose of the engine and of its loop reader, if it made one."""
-    reader = engine.sync_engine.__dict__.pop("_voisinage_loop_reader", None)
-    if reader is not None:
-        reader.dispose()
+    """Dispose of the engine and of the loop engines made for it."""
+    for made in engine.sync_engine.__dict__.pop(_LOOP_ENGINES, {}).values():
+        made.dispose()
     await engine.dispose()
 
 
@@ -247,6 +342,12 @@ async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> 
         if session.bind.dialect.name == "sqlite":
             await session.execute(text("PRAGMA analysis_limit=1000"))
         await session.execute(text("ANALYZE"))
+    engine = sessionmaker.kw.get("bind")
+    if engine is not None and engine.dialect.name == "sqlite":
+        # Another SQLite connection keeps the statistics it loaded: let the pools open new ones.
+        for made in engine.sync_engine.__dict__.get(_LOOP_ENGINES, {}).values():
+            made.dispose()
+        await engine.dispose()
 
 
 # A process holds its node while it renews `seen_at`; a row unseen for NODE_TTL is a dead process's.

@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import jinja2
 from aiohttp import web
 
 from voisinage.federation.context import FEDERATION, FederationContext, make_transport
@@ -26,7 +25,6 @@ from .keys import (
     SECRET,
     SESSIONMAKER,
     SETTINGS,
-    TEMPLATES,
     TOKEN_CACHE,
 )
 from .routes import setup_routes
@@ -86,21 +84,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     await housekeeping
 
 
-def make_templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("voisinage.server", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env
-
-
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[middleware.errors_and_cors, middleware.api_rate_limit], client_max_size=MAX_REQUEST_BYTES)
     app[SETTINGS] = settings
     app[TOKEN_CACHE] = {}
-    app[TEMPLATES] = make_templates()
     app[CLOCK] = time.time
     app[EVENT_BUS] = EventBus()
     app.cleanup_ctx.append(_database)

@@ -14,6 +14,5 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
 SECRET = web.AppKey("secret", str)  # instance secret (CSRF tokens), shared by all processes via the DB
 TOKEN_CACHE = web.AppKey("token_cache", dict)
-TEMPLATES = web.AppKey("templates", Any)
 EVENT_BUS = web.AppKey("event_bus", Any)  # models.events.EventBus
 CLOCK = web.AppKey("clock", Any)  # callable returning Unix time; tests may replace it

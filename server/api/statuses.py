@@ -19,7 +19,7 @@ from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer, blocked_with, load_viewer, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.bookmark import Bookmark
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
 from voisinage.models.media import MediaAttachment
@@ -53,7 +53,7 @@ def _site(request: web.Request) -> posting.Site:
 async def _render_committed(request: web.Request, post_id: int, actor_id: int) -> web.Response:
     """Answer a status just written, rendered after the commit in a read session: a write transaction
     (SQLite's one writer) is not held while the answer is made."""
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         post = await session.get(Post, post_id)
         if post is None:  # deleted by someone else in between
             raise ApiError(404, "Record not found")

@@ -11,13 +11,12 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 
-from ..keys import SETTINGS, TEMPLATES
+from ..keys import SETTINGS
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 LANGUAGES = ("fr", "en", "nl", "de")
@@ -98,10 +97,24 @@ def language_links(request: web.Request) -> list[tuple[str, str, str]]:
     return links
 
 
+@functools.cache
+def templates() -> Any:
+    """The pages' Jinja environment (autoescaped), made when the first page is asked for: most
+    processes serve only the API, and jinja2 costs start-up time and memory."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("voisinage.server", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
 def render_page(request: web.Request, template: str, lang: str, *, status: int = 200,
                 headers: dict[str, str] | None = None, **context: Any) -> web.Response:
     """Render `templates/<template>` in `lang` (autoescaped) as an HTML response with safe headers."""
-    env = cast(jinja2.Environment, request.app[TEMPLATES])
+    env = templates()
     settings = request.app[SETTINGS]
     html = env.get_template(template).render(
         t=translator(lang), lang=lang, languages=settings.instance.languages,

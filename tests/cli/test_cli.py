@@ -200,8 +200,9 @@ def test_codes_generate_letters_pdf(sqlite_instance: Instance) -> None:
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
     assert pages == 4
     assert inst.count(Household) == 4
-    text = b"".join(zlib.decompress(m) for m in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL)
-                    if m[:1] == b"x")
+    # decompressobj: a stream whose last byte is \r loses it to the pattern's `\r?` (its checksum, not text)
+    text = b"".join(zlib.decompressobj().decompress(m)
+                    for m in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL) if m[:1] == b"x")
     for row in parse_csv(result.stdout):
         assert row["code"].encode() in text  # printed on its page
     assert "Vaux-sous-Chèvremont Lódz ?".encode("cp1252") in text

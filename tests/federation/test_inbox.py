@@ -265,6 +265,7 @@ async def test_activities_arriving_together_share_a_transaction_and_each_is_stor
 
     from sqlalchemy import event
 
+    from voisinage.models import db
     from voisinage.server.keys import ENGINE
 
     await send(pair, create_note(f"{B}/users/cedar/statuses/warm"))  # keys and actors known
@@ -274,13 +275,15 @@ async def test_activities_arriving_together_share_a_transaction_and_each_is_stor
         if statement.startswith("INSERT INTO inbox_items"):
             inserts.append(statement)
 
-    engine = pair.a.app[ENGINE].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    engines = db.all_engines(pair.a.app[ENGINE])
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         notes = [create_note(f"{B}/users/cedar/statuses/g{i % 20}") for i in range(24)]  # 4 repeats
         statuses = await asyncio.gather(*(send(pair, note) for note in notes))
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     assert statuses == [202] * 24
     uris = [item.activity_uri for item in await pair.a.rows(InboxItem)]
     assert len(uris) == len(set(uris)) == 21  # the warm-up and 20 distinct activities

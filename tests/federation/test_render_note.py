@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import event
 
 from voisinage.federation.outbox import render_note
+from voisinage.models import db
 from voisinage.models.db import write_session
 from voisinage.models.post import Post
 from voisinage.server.keys import ENGINE
@@ -25,13 +26,15 @@ async def queries_to_render(commune: Any, post_id: int) -> tuple[int, dict[str, 
 
     async with write_session(commune.sessionmaker) as session:  # the first time may create keys
         await render_note(session, Pair.ctx(commune), await session.get(Post, post_id))
-    engine = commune.app[ENGINE].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    engines = db.all_engines(commune.app[ENGINE])
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         async with commune.sessionmaker() as session:
             document, _ = await render_note(session, Pair.ctx(commune), await session.get(Post, post_id))
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     return len(seen), document
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import event
 
+from voisinage.models import db
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import Post
 from voisinage.server.keys import ENGINE
@@ -96,8 +97,9 @@ async def test_media_are_rendered_in_timelines_with_one_query_per_page(rig):
         statements.append(statement)
 
     await rig.api("alder").get("/api/v1/timelines/home", params={"limit": "1"})  # token cache warmed
-    engine = rig.app[ENGINE].sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    engines = db.all_engines(rig.app[ENGINE])
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         status, page20 = await rig.api("alder").get("/api/v1/timelines/home", params={"limit": "20"})
         small = len(statements)
@@ -105,7 +107,8 @@ async def test_media_are_rendered_in_timelines_with_one_query_per_page(rig):
         status40, page40 = await rig.api("alder").get("/api/v1/timelines/home", params={"limit": "40"})
         large = len(statements)
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     assert status == status40 == 200
     assert len(page20) == 20 and len(page40) == 40
     assert small == large, statements

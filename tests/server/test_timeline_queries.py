@@ -49,7 +49,7 @@ async def _statements(rig: Any, path: str, limit: int) -> tuple[int, list[dict[s
         seen.append(statement)
 
     # SQLite's timelines read on the event loop's thread, through the loop reader's engine
-    engines = [e for e in (rig.app[ENGINE].sync_engine, db.loop_reader(rig.app[ENGINE])) if e is not None]
+    engines = db.all_engines(rig.app[ENGINE])
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)
     try:
