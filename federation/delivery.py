@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from voisinage.models.actor import Actor
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, FAILED, LEASE, claim_due
@@ -77,7 +77,7 @@ async def send(ctx: FederationContext, job: _Job) -> DeliveryResult:
 
 
 async def _unavailable_hosts(ctx: FederationContext, hosts: set[str]) -> set[str]:
-    async with ctx.sessionmaker() as session:
+    async with read_session(ctx.sessionmaker) as session:
         return set(await session.scalars(select(Instance.host).where(
             Instance.host.in_(sorted(hosts)), Instance.unavailable_since.is_not(None))))
 

@@ -8,19 +8,21 @@ Takahē InboxMessageStates]
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import Actor
-from voisinage.models.db import write_session
+from voisinage.models.db import write_session, writes_on_loop
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
 
 from . import retry
-from .actors import ApParseError, NotPartner, UnknownActor
+from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor
 from .context import FederationContext
 from .delivery import now_of
 from .dispatch import InboxContext, dispatch
@@ -51,6 +53,13 @@ async def process_item(ctx: FederationContext, item_id: int) -> str:
     between ("database is locked" at once, not after the busy timeout), which a busy inbox makes
     common: such an item is tried again holding the write lock from the start, which cannot fail so,
     and only then waits for a backoff."""
+    if writes_on_loop(ctx.sessionmaker):
+        # SQLite: first with the write lock held from the start and no network (most items need no
+        # fetch), so that the item's statements run on the event loop's thread; an item that needs a
+        # fetch is rolled back and handled as below.
+        state = await _process_once(ctx, item_id, last=False, immediate=True, fetch=False)
+        if state not in (_BUSY, _NEEDS_FETCH):
+            return state
     for attempt in range(BUSY_TRIES):
         state = await _process_once(ctx, item_id, last=attempt == BUSY_TRIES - 1, immediate=attempt > 0)
         if state != _BUSY:
@@ -60,9 +69,29 @@ async def process_item(ctx: FederationContext, item_id: int) -> str:
 
 
 _BUSY = "busy"
+_NEEDS_FETCH = "needs fetch"
 
 
-async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, immediate: bool = False) -> str:
+class _NoFetch:
+    """The transport of a try that must not wait on the network: every request raises NeedsFetch."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    async def get_json(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        raise NeedsFetch(url)
+
+    async def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        raise NeedsFetch(url)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, immediate: bool = False,
+                        fetch: bool = True) -> str:
+    if not fetch:
+        ctx = dataclasses.replace(ctx, transport=_NoFetch(ctx.transport))
     try:
         # First a deferred transaction (not write_session): handlers may fetch from peers, and nothing
         # of ours should wait behind our write lock during a round trip (SQLite). `immediate` (a retry
@@ -79,6 +108,8 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
             item.state, item.locked_until, item.attempts = DONE, None, item.attempts + 1
             await session.commit()
         return DONE
+    except NeedsFetch:
+        return _NEEDS_FETCH
     except OperationalError as exc:  # SQLite: the database changed under our snapshot; try again
         if not last:
             return _BUSY

@@ -31,6 +31,9 @@ log = logging.getLogger("voisinage.federation.workers")
 IDLE_SLEEP = 0.5
 STOP_GRACE = 2.0  # seconds in-flight work may take to finish on shutdown before it is cancelled
 MAX_DRAIN_ROUNDS = 1000
+# Delivery batches in flight at once: a batch waits for its slowest peer before its outcomes are
+# recorded, so one loop alone leaves the sending side idle behind a slow inbox.
+DELIVERY_LOOPS = 4
 _INSTANCE_READY = "\x00instance-actor-ready"
 WAKE = web.AppKey("federation_wake", asyncio.Event)
 
@@ -62,7 +65,7 @@ async def drain(ctx: FederationContext) -> int:
 
 
 class Workers:
-    """The two loops and the rows they hold, so that stopping can release them."""
+    """The inbox and delivery loops and the rows they hold, so that stopping can release them."""
 
     def __init__(self, ctx: FederationContext, wake: asyncio.Event) -> None:
         self.ctx = ctx
@@ -120,11 +123,12 @@ def wake(app: web.Application) -> None:
 
 
 async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: asyncio.Event | None = None) -> None:
-    """Run both loops until `stop` is set, then release held rows (the `voisinage worker` command)."""
+    """Run the inbox loop and the delivery loops until `stop` is set, then release held rows (the `voisinage worker` command)."""
     await ensure_instance_actor(ctx)
     workers = Workers(ctx, wake_event or asyncio.Event())
     tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items)),
-             asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries))]
+             *(asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries))
+               for _ in range(DELIVERY_LOOPS))]
     beat = asyncio.create_task(workers.heartbeat())
     await stop.wait()
     workers.stopping = True

@@ -249,6 +249,12 @@ def loop_engine(engine: AsyncEngine, role: str) -> Engine | None:
     return made
 
 
+def writes_on_loop(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether `write_session` runs its statements on the event loop's thread (a SQLite file)."""
+    engine = sessionmaker.kw.get("bind")
+    return engine is not None and loop_engine(engine, "writer") is not None
+
+
 def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
     """A session for a read-only request: `async with read_session(sm) as session`. On a SQLite file it
     is a `LoopSession`; keep it to reads that take milliseconds (timelines, token lookups), since the
