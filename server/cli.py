@@ -81,12 +81,18 @@ def get_settings(ctx: click.Context) -> Settings:
     return obj["settings"]
 
 
-async def _with_database(url: str, work: Work[T]) -> T:
-    from alembic.util import CommandError
+def _migration_error(exc: BaseException) -> bool:
+    """Whether Alembic refused (only a migration imports it: a current schema never does)."""
+    alembic_util = sys.modules.get("alembic.util")
+    return alembic_util is not None and isinstance(exc, alembic_util.CommandError)
 
+
+async def _with_database(url: str, work: Work[T]) -> T:
     try:
         engine, sessionmaker = await db.open_database(url)
-    except (OSError, SQLAlchemyError, CommandError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (OSError, SQLAlchemyError)) and not _migration_error(exc):
+            raise
         shown = make_url(url).render_as_string(hide_password=True)
         raise DatabaseUnavailable(f"cannot open the database {shown}: {first_line(exc)}") from None
     try:
