@@ -1,0 +1,128 @@
+"""Sessions on the event loop's thread (SQLite files): reads never write, a writer waiting for another
+process's write lock leaves the loop running, and a failed write keeps nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from voisinage.models import db
+from voisinage.models.meta import MetaValue
+
+
+async def _open(url: str):
+    return await db.open_database(url)
+
+
+async def _count(sessionmaker) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(MetaValue)))
+
+
+def _sqlite_path(db_url: str) -> str:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("sessions on the loop's thread are for SQLite files")
+    return db_url.split("///", 1)[1]
+
+
+async def test_sessions_run_on_the_loop_only_for_sqlite_files(db_url):
+    engine, sessionmaker = await _open(db_url)
+    try:
+        async with db.read_session(sessionmaker) as reader, db.write_session(sessionmaker) as writer:
+            on_loop = db_url.startswith("sqlite")
+            assert isinstance(reader, db.LoopSession) is on_loop
+            assert isinstance(writer, db.LoopSession) is on_loop
+            assert db.writes_on_loop(sessionmaker) is on_loop
+            assert await reader.scalar(text("SELECT 1")) == 1
+    finally:
+        await db.close_database(engine)
+
+
+async def test_a_read_session_cannot_write(db_url):
+    _sqlite_path(db_url)
+    engine, sessionmaker = await _open(db_url)
+    try:
+        before = await _count(sessionmaker)
+        with pytest.raises(OperationalError, match="readonly"):
+            async with db.read_session(sessionmaker) as session:
+                session.add(MetaValue(key="written", value="by a reader"))
+                await session.flush()
+        assert await _count(sessionmaker) == before
+    finally:
+        await db.close_database(engine)
+
+
+async def test_a_writer_waits_for_another_process_lock_without_stopping_the_loop(db_url):
+    path = _sqlite_path(db_url)
+    engine, sessionmaker = await _open(db_url)
+    other = sqlite3.connect(path, isolation_level=None)  # the command line, writing meanwhile
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async def write() -> float:
+            async with db.write_session(sessionmaker) as session:
+                session.add(MetaValue(key="after the lock", value="x"))
+            return time.monotonic()
+
+        clock = asyncio.create_task(ticker())
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # still waiting for the lock...
+        assert ticks >= 10  # ...while the loop went on
+        released = time.monotonic()
+        other.execute("COMMIT")
+        finished = await asyncio.wait_for(writing, 5)
+        clock.cancel()
+        assert finished >= released
+        async with sessionmaker() as session:
+            assert await session.get(MetaValue, "after the lock") is not None
+    finally:
+        other.close()
+        await db.close_database(engine)
+
+
+async def test_a_writer_gives_up_after_busy_seconds_and_keeps_nothing(db_url, monkeypatch):
+    path = _sqlite_path(db_url)
+    engine, sessionmaker = await _open(db_url)
+    other = sqlite3.connect(path, isolation_level=None)
+    monkeypatch.setattr(db, "BUSY_SECONDS", 0.2)
+    try:
+        before = await _count(sessionmaker)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            async with db.write_session(sessionmaker) as session:
+                session.add(MetaValue(key="never", value="x"))
+        other.execute("ROLLBACK")
+        assert await _count(sessionmaker) == before
+    finally:
+        other.close()
+        await db.close_database(engine)
+
+
+async def test_a_failed_write_keeps_nothing_and_the_next_one_works(db_url):
+    engine, sessionmaker = await _open(db_url)
+    try:
+        before = await _count(sessionmaker)
+        with pytest.raises(RuntimeError):
+            async with db.write_session(sessionmaker) as session:
+                session.add(MetaValue(key="half", value="x"))
+                await session.flush()
+                raise RuntimeError("the request failed half way")
+        assert await _count(sessionmaker) == before
+        async with db.write_session(sessionmaker) as session:
+            session.add(MetaValue(key="whole", value="x"))
+        assert await _count(sessionmaker) == before + 1
+    finally:
+        await db.close_database(engine)
