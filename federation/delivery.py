@@ -89,8 +89,9 @@ async def record_all(ctx: FederationContext, outcomes: list[tuple[_Job, Delivery
     async with write_session(ctx.sessionmaker) as session:
         rows = {d.id: d for d in await session.scalars(
             select(Delivery).where(Delivery.id.in_([job.delivery_id for job, _ in outcomes])))}
+        instances = await _instances(session, {job.host for job, _ in outcomes})
         for job, result in outcomes:
-            found.append(_apply(job, result, rows.get(job.delivery_id), await _instance(session, job.host), now))
+            found.append(_apply(job, result, rows.get(job.delivery_id), instances[job.host], now))
     return found
 
 
@@ -127,12 +128,14 @@ def _record_failure_day(instance: Instance, now: dt.datetime) -> None:
                     len(instance.failure_days))
 
 
-async def _instance(session: Any, host: str) -> Instance:
-    instance = await session.get(Instance, host)
-    if instance is None:
-        instance = Instance(host=host, partner=False, blocked=False, failure_days=[])
-        session.add(instance)
-    return instance
+async def _instances(session: Any, hosts: set[str]) -> dict[str, Instance]:
+    """The Instance rows of the hosts, made for those that have none: one query for a batch (a get
+    per delivery flushed the previous outcome each time)."""
+    found = {i.host: i for i in await session.scalars(select(Instance).where(Instance.host.in_(sorted(hosts))))}
+    for host in hosts - found.keys():
+        found[host] = Instance(host=host, partner=False, blocked=False, failure_days=[])
+        session.add(found[host])
+    return found
 
 
 async def drop(ctx: FederationContext, jobs: list[_Job]) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import GROUP, Actor
@@ -58,9 +58,9 @@ async def publish(session: AsyncSession, ctx: FederationContext, activity: dict[
                                 body=orjson.dumps(activity))
     session.add(outgoing)
     await session.flush()
-    session.add_all(Delivery(id=new_id(), outgoing_id=outgoing.id, inbox_uri=inbox, host=host)
-                    for inbox, host in targets)
-    await session.flush()
+    # one bulk INSERT (a village post to fifty partners is fifty rows; the unit of work took 15 ms)
+    await session.execute(insert(Delivery), [{"id": new_id(), "outgoing_id": outgoing.id, "inbox_uri": inbox,
+                                              "host": host} for inbox, host in targets])
     return outgoing
 
 

@@ -418,7 +418,11 @@ class HttpTransport:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         if self._session is None:
             raise RuntimeError("HttpTransport.start() was not called")
-        sent = self._headers(method, url, headers, body, sign)
+        if sign is None:
+            sent = self._headers(method, url, headers, body, sign)
+        else:  # an RSA signature takes a third of a millisecond, with the GIL released: another core's
+            sent = await asyncio.get_running_loop().run_in_executor(None, self._headers, method, url, headers,
+                                                                    body, sign)
         try:
             async with self._session.request(
                 method, url, headers=sent, data=body, allow_redirects=False

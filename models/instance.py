@@ -34,8 +34,10 @@ class Instance(TimestampMixin, Base):
         self.failure_days = sorted(days)
 
     def record_success(self) -> None:
-        self.failure_days = []
-        self.unavailable_since = None
+        if self.failure_days:  # assigned only when it changes: no UPDATE for every delivery
+            self.failure_days = []
+        if self.unavailable_since is not None:
+            self.unavailable_since = None
 
     @property
     def should_be_unavailable(self) -> bool:
