@@ -21,11 +21,12 @@ partner's) and its end send Update{Question} to where the post went (`publish_up
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import GROUP, Actor
@@ -90,9 +91,13 @@ def inbox_of(actor: Actor) -> str | None:
 
 async def remote_followers(session: AsyncSession, target_id: int) -> list[Actor]:
     """The remote actors with an accepted follow of `target_id`."""
-    query = (select(Actor).join(Follow, Follow.follower_id == Actor.id)
-             .where(Follow.target_id == target_id, Follow.state == ACCEPTED, Actor.domain != ""))
-    return list(await session.scalars(query))
+    return list(await session.scalars(_remote_followers(), {"target": target_id}))
+
+
+@functools.cache
+def _remote_followers() -> Any:
+    return (select(Actor).join(Follow, Follow.follower_id == Actor.id)
+            .where(Follow.target_id == bindparam("target"), Follow.state == ACCEPTED, Actor.domain != ""))
 
 
 async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:

@@ -37,12 +37,17 @@ async def add_to_homes(session: AsyncSession, post_id: int, shown_id: int, owner
     if not owners:
         return
     if shown_id != post_id:
-        have = await session.scalars(
-            select(HomeEntry.owner_id).where(HomeEntry.shown_id == shown_id, HomeEntry.owner_id.in_(owners)))
-        owners -= set(have)
-    if owners:
-        await session.execute(
-            insert(HomeEntry), [{"owner_id": o, "post_id": post_id, "shown_id": shown_id} for o in owners])
+        owners -= set(await session.scalars(_have_original(), {"shown": shown_id, "owners": sorted(owners)}))
+    if owners:  # a Core insert of the table: the ORM's bulk path costs more than the rows
+        await session.execute(insert(HomeEntry.__table__),
+                              [{"owner_id": o, "post_id": post_id, "shown_id": shown_id} for o in owners])
+
+
+@functools.cache
+def _have_original() -> Any:
+    """Which of these readers already have the original (`shown`) in their home."""
+    return select(HomeEntry.owner_id).where(HomeEntry.shown_id == bindparam("shown"),
+                                            HomeEntry.owner_id.in_(bindparam("owners", expanding=True)))
 
 
 async def remove_author_from_home(session: AsyncSession, owner_id: int, author_post_ids) -> None:

@@ -12,12 +12,13 @@ reply never widens its parent's visibility.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -151,11 +152,20 @@ async def insert_once(session: AsyncSession, model: Any, values: dict[str, Any],
 
 async def _add_to_counter(session: AsyncSession, model: Any, row_id: int, column: str, delta: int,
                           **also: Any) -> None:
-    """`column += delta`, never below zero, in SQL (concurrent writers cannot lose an update)."""
-    col = getattr(model, column)
-    value = col + delta if delta > 0 else case((col + delta > 0, col + delta), else_=0)
-    await session.execute(update(model).where(model.id == row_id).values({column: value, **also}),
-                          execution_options={"synchronize_session": False})
+    """`column += delta`, never below zero, in SQL (concurrent writers cannot lose an update). Loaded
+    objects keep their old count (the caller refreshes what it renders)."""
+    statement = _counter_statement(model, column, delta > 0, tuple(sorted(also)))
+    await session.execute(statement, {"row_id": row_id, "delta": delta, **also})
+
+
+@functools.lru_cache(maxsize=64)
+def _counter_statement(model: Any, column: str, growing: bool, also: tuple[str, ...]) -> Any:
+    """Built once per kind of counter (building a statement costs more than running this one)."""
+    table = model.__table__
+    col, delta = table.c[column], bindparam("delta", type_=table.c[column].type)
+    value = col + delta if growing else case((col + delta > 0, col + delta), else_=0)
+    return (update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type))
+            .values({column: value, **{name: bindparam(name, type_=table.c[name].type) for name in also}}))
 
 
 # --- live events (models.events: streaming renders them for each reader, after the commit) ----------
