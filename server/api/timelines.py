@@ -19,7 +19,7 @@ from voisinage.models.actor import Actor
 from voisinage.models.audience import Viewer, muted_clause, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
-from voisinage.models.db import read_session
+from voisinage.models.db import fast, read_session
 from voisinage.models.filters import Filter
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import PUBLIC, Post, PostTag
@@ -45,7 +45,7 @@ ME, VILLAGE, NOW = bindparam("me"), bindparam("village"), bindparam("now")
 def _reader_statement() -> Any:
     village = (select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
                .where(Actor.id == ME).scalar_subquery())
-    return select(village, exists(select(Filter.id).where(Filter.owner_id == ME)))
+    return fast(select(village, exists(select(Filter.id).where(Filter.owner_id == ME))))
 
 
 async def _load_reader(session: Any, me: int) -> tuple[Viewer, bool]:
@@ -68,7 +68,7 @@ def _page_like(shape: tuple[bool, bool, bool]) -> Page:
 def _home_candidates(shape: tuple[bool, bool, bool]) -> Any:
     """The reader's home rows in the page's range, newest first (oldest first for `min_id`)."""
     query = select(HomeEntry.post_id).where(HomeEntry.owner_id == ME)
-    return _page_like(shape).apply(query, HomeEntry.post_id, bound=True)
+    return fast(_page_like(shape).apply(query, HomeEntry.post_id, bound=True))
 
 
 @functools.lru_cache(maxsize=8)
@@ -78,7 +78,7 @@ def _home_statuses(has_village: bool, ascending: bool) -> Any:
     viewer = Viewer(ME, VILLAGE if has_village else None)
     query = status_rows().where(Post.id.in_(IDS), visible_clause(viewer), ~muted_clause(ME, now=NOW),
                                 Post.author_id.not_in(exclusive_members(ME)))
-    return query.order_by(Post.id.asc() if ascending else Post.id.desc())
+    return fast(query.order_by(Post.id.asc() if ascending else Post.id.desc()))
 
 
 async def _home_rows(connection: Any, viewer: Viewer, page: Page) -> list[Any]:
@@ -112,7 +112,7 @@ def _public_statement(has_village: bool, shape: tuple[bool, bool, bool], local: 
     query = status_rows().where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
                                 ~muted_clause(ME, now=NOW))
     query = _narrowed(query, local, remote, only_media)
-    return _page_like(shape).apply(query, Post.id, bound=True)
+    return fast(_page_like(shape).apply(query, Post.id, bound=True))
 
 
 async def _respond(request: web.Request, session: Any, reader: tuple[Viewer, bool], page: Page,

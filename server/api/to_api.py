@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer
 from voisinage.models.bookmark import Bookmark
+from voisinage.models.db import fast
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.interaction import Favourite
 from voisinage.models.media import MediaAttachment
@@ -152,6 +153,11 @@ ME = bindparam("me")
 
 @functools.cache
 def _statement(name: str) -> Any:
+    """A page's relations, run through SQLite's fast read path where there is one (`db.fast`)."""
+    return fast(_build_statement(name))
+
+
+def _build_statement(name: str) -> Any:
     if name == "actors":
         return select(*ACCOUNT_COLUMNS).where(Actor.id.in_(IDS))
     if name == "posts":

@@ -3,6 +3,7 @@ statuses carry (boosts, mentions, tags, polls, media, the reader's favourites, b
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import event
@@ -82,3 +83,73 @@ async def test_timeline_pages_of_20_and_40_cost_the_same_statements(rig):
     assert any(s["favourited"] for s in shown) and any(s["bookmarked"] for s in shown)
     assert any(s["mentions"] for s in shown) and any(s["tags"] for s in shown)
     assert any(s["reblog"] for s in home) and any(s["pinned"] for s in shown)
+
+
+async def test_the_fast_read_path_renders_exactly_what_sqlalchemy_would(rig, monkeypatch):
+    """On SQLite a page's statements run through sqlite3 directly (`db.fast`): every field of every
+    status (dates, booleans, JSON fields, polls, media, marks) is the same as through SQLAlchemy."""
+    await _fill(rig)
+    paths = ("/api/v1/timelines/home", "/api/v1/timelines/public?local=true", "/api/v1/timelines/home?min_id=0",
+             "/api/v1/timelines/tag/annonce", f"/api/v1/accounts/{rig['alder'].id}/statuses")
+    fast_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
+    used: list[bool] = []
+    real = db._fast_rows
+
+    def counted(*args: Any) -> Any:
+        used.append(True)
+        return real(*args)
+
+    monkeypatch.setattr(db, "_fast_rows", counted)
+    again = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
+    assert json.dumps(again, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)
+    assert bool(used) is (rig.app[ENGINE].dialect.name == "sqlite")  # taken on SQLite only
+    monkeypatch.setattr(db, "_fast_rows", lambda *args: None)  # SQLAlchemy runs every statement
+    slow_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
+    assert json.dumps(slow_pages, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)  # false is not 0
+    assert all(status == 200 and len(page) >= 9 for status, page in fast_pages)
+
+
+def test_fast_rows_answer_like_a_result() -> None:
+    rows = db.FastRows([(1, "a"), (2, "b")])
+    assert rows.all() == [(1, "a"), (2, "b")] and rows.first() == (1, "a")
+    assert rows.scalars() == [1, 2] and db.FastRows().first() is None
+    assert db.FastRows([(3,)]).one() == (3,)
+    for wrong in (db.FastRows(), rows):
+        try:
+            wrong.one()
+        except ValueError:
+            continue
+        raise AssertionError("one() accepted a result without exactly one row")
+
+
+async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
+    """Row by row, value and type (a boolean is not 1, a date is not a string) for each relation
+    statement of a page, the posts statement of the home page and the reader's statement."""
+    from sqlalchemy import select
+
+    from voisinage.models.actor import Actor
+    from voisinage.models.post import Post
+    from voisinage.server.api import timelines, to_api
+
+    await _fill(rig)
+    if rig.app[ENGINE].dialect.name != "sqlite":
+        return  # the fast path is SQLite's; elsewhere the marked statements simply run as usual
+    async with db.read_session(rig.sessionmaker) as session:
+        connection = await session.connection()
+        post_ids = list(await session.scalars(select(Post.id)))
+        actor_ids = list(await session.scalars(select(Actor.id)))
+        birch = rig["birch"].id
+        cases = [(name, to_api._build_statement(name), {"ids": ids, "me": birch})
+                 for name, ids in (("actors", actor_ids), ("posts", post_ids), ("relations", post_ids),
+                                   ("marks", post_ids), ("apps", [1, 2, 3]))]
+        cases.append(("reader", timelines._reader_statement(), {"me": birch}))
+        for name, statement, values in cases:
+            plain = statement.execution_options(**{db.FAST: False})
+            marked = db.fast(plain)
+            fast = await connection.execute(marked, values)
+            assert isinstance(fast, db.FastRows), name
+            slow = (await connection.execute(plain, values)).all()
+            assert [[(type(v), v) for v in row] for row in fast] == [[(type(v), v) for v in row] for row in slow], name
+            assert len(fast) > 0 or name == "apps", name
+            if slow:
+                assert list(fast[0]._fields) == list(slow[0]._fields), name
