@@ -22,7 +22,7 @@ from voisinage.federation.context import FEDERATION
 from voisinage.models.actor import APPLICATION, Actor
 from voisinage.models.audience import active_mutes, load_viewer, visible_clause
 from voisinage.models.categories import canonical
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.mute_block import Block, Mute
 from voisinage.models.post import DIRECT, Post, PostTag
@@ -81,7 +81,7 @@ async def _credential_account(session: AsyncSession, actor_id: int, base_url: st
 async def verify_credentials(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/accounts/verify_credentials: the caller's CredentialAccount (with `source`)."""
     me = require_viewer(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         return json_response(await _credential_account(session, me, _base_url(request)))
 
 
@@ -149,7 +149,7 @@ async def get_account(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/accounts/:id (404 for unknown or suspended accounts)."""
     require_viewer(request)
     actor_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         actor = await get_visible_actor(session, actor_id)
         return json_response(to_api.account_to_api(actor, _base_url(request)))
 
@@ -182,7 +182,7 @@ async def get_account_statuses(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
     page = get_page(params)
     base_url = _base_url(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         await get_visible_actor(session, actor_id)
         viewer = await load_viewer(session, me)
         query = _account_statuses_query(params, actor_id, viewer)
@@ -208,7 +208,7 @@ async def _follow_list(request: web.Request, *, followers: bool) -> web.StreamRe
     page = get_page(params, default=40, maximum=80)
     base_url = _base_url(request)
     other, mine = ((Follow.follower_id, Follow.target_id) if followers else (Follow.target_id, Follow.follower_id))
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         await get_visible_actor(session, actor_id)
         query = (select(Follow.id, other).join(Actor, Actor.id == other)
                  .where(mine == actor_id, Follow.state == ACCEPTED, Actor.suspended_at.is_(None)))

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.bookmark import Bookmark
+from voisinage.models.db import read_session
 from voisinage.models.interaction import Favourite
 from voisinage.models.post import Post
 
@@ -28,7 +29,7 @@ async def _own_list(request: web.Request, model: Any) -> web.Response:
     me = require_viewer(request)
     page = get_page(await read_params(request), default=20, maximum=40)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         query = (select(model.id, Post).join(Post, Post.id == model.post_id)
                  .where(model.actor_id == me, visible_clause(viewer)))

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.conversation import Conversation
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.post import Post
 
 from ..auth import require_viewer
@@ -29,7 +29,7 @@ async def get_conversations(request: web.Request) -> web.Response:
     me = require_viewer(request)
     page = get_page(await read_params(request), default=20, maximum=40)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         query = (select(Conversation, Post).join(Post, Post.id == Conversation.last_post_id)
                  .where(Conversation.actor_id == me, Conversation.hidden.is_(False), visible_clause(viewer)))

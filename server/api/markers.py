@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from voisinage.models.base import utcnow
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.markers import TIMELINES, Marker
 
 from ..auth import require_viewer
@@ -32,7 +32,7 @@ async def get_markers(request: web.Request) -> web.Response:
     wanted = [t for t in params.get_list("timeline", max_items=10) if t in TIMELINES]
     if not wanted:
         return json_response({})
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         rows = await session.scalars(select(Marker).where(Marker.owner_id == me, Marker.timeline.in_(wanted)))
         return json_response({m.timeline: marker_to_api(m) for m in rows})
 

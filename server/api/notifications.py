@@ -20,7 +20,7 @@ from voisinage.models.audience import (
     load_viewer,
     visible_clause,
 )
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.notification import TYPES, Notification
 from voisinage.models.post import Post
 
@@ -65,7 +65,7 @@ async def get_notifications(request: web.Request) -> web.Response:
     page = get_page(params, default=40, maximum=80)
     conditions = _filters(params)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         query = select(Notification).where(Notification.recipient_id == me, _still_visible(viewer), *conditions)
         notes, more = page.trim(list(await session.scalars(page.apply(query, Notification.id))))
@@ -78,7 +78,7 @@ async def get_notification(request: web.Request) -> web.Response:
     """One of the caller's notifications; anyone else's is 404."""
     me = require_viewer(request)
     note_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         note = await session.scalar(select(Notification).where(
             Notification.id == note_id, Notification.recipient_id == me, _still_visible(viewer)))

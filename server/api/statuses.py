@@ -178,7 +178,7 @@ async def get_status(request: web.Request) -> web.Response:
     """GET /api/v1/statuses/:id: the status (a boost shows its original inside), or 404 if not visible."""
     me = require_viewer(request)
     post_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         post = await posting.get_visible_post(session, viewer, post_id)
         return json_response(await render_status(session, post, viewer, _base_url(request)))
@@ -188,7 +188,7 @@ async def get_context(request: web.Request) -> web.Response:
     """Ancestors (oldest first) and descendants (depth first, by id) that the viewer may see."""
     me = require_viewer(request)
     post_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         post = await posting.get_visible_original(session, viewer, post_id)
         ancestors = await _ancestors(session, viewer, post)
