@@ -34,6 +34,8 @@ class FederationContext:
     key_cache: dict[str, Any] = field(default_factory=dict)
     # the inbox's group commit (federation.inbox.StoreBatcher), made at the first delivery received
     inbox_batcher: Any = field(default=None, repr=False)
+    # set when there is new work for the workers of this process (federation.workers)
+    wake: Any = field(default=None, repr=False)
 
     def is_local_url(self, url: str) -> bool:
         """Whether the URL is on our host, however spelled: any case, trailing dot, IDN, or the

@@ -27,7 +27,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.delivery import Delivery, OutgoingActivity
@@ -62,7 +64,18 @@ async def publish(session: AsyncSession, ctx: FederationContext, activity: dict[
     # one bulk INSERT (a village post to fifty partners is fifty rows; the unit of work took 15 ms)
     await session.execute(insert(Delivery), [{"id": new_id(), "outgoing_id": outgoing.id, "inbox_uri": inbox,
                                               "host": host} for inbox, host in targets])
+    if ctx.wake is not None:  # the delivery loops start at the commit, not at their next poll
+        session.info.setdefault(_WAKE_AFTER_COMMIT, set()).add(ctx.wake)
     return outgoing
+
+
+_WAKE_AFTER_COMMIT = "wake_after_commit"
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_workers(session: Session) -> None:
+    for wake in session.info.pop(_WAKE_AFTER_COMMIT, ()):
+        wake.set()
 
 
 async def deliverable_inboxes(session: AsyncSession, ctx: FederationContext,

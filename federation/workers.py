@@ -126,6 +126,7 @@ async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: a
     """Run the inbox loop and the delivery loops until `stop` is set, then release held rows (the `voisinage worker` command)."""
     await ensure_instance_actor(ctx)
     workers = Workers(ctx, wake_event or asyncio.Event())
+    ctx.wake = workers.wake  # new deliveries wake the loops at their commit (federation.outbox.publish)
     tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items)),
              *(asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries))
                for _ in range(DELIVERY_LOOPS))]
