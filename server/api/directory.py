@@ -13,6 +13,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from voisinage.models.actor import PERSON, Actor
+from voisinage.models.db import read_session
 
 from ..auth import require_viewer
 from ..errors import json_response
@@ -34,7 +35,7 @@ async def get_directory(request: web.Request) -> web.StreamResponse:
     offset = params.get_int("offset", 0, minimum=0, maximum=MAX_OFFSET) or 0
     params.get_bool("local", True)  # validated; both values list the neighbours (see the module)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         village_id = await session.scalar(select(Actor.village_id).where(Actor.id == me))
         if village_id is None:
             return json_response([])  # an account without a village has no neighbours to list

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.audience import can_see, load_viewer
 from voisinage.models.base import utcnow
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.events import Event, queue_event
 from voisinage.models.filters import (
     ACTIONS,
@@ -147,7 +147,7 @@ def _keyword_entries(params: Params) -> list[Params]:
 async def get_filters_v2(request: web.Request) -> web.Response:
     """GET /api/v2/filters: the caller's filters, expired ones included (as Mastodon)."""
     me = require_viewer(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         filters = list(await session.scalars(select(Filter).where(Filter.owner_id == me).order_by(Filter.id)))
         return json_response(await render_filters(session, filters))
 
@@ -155,7 +155,7 @@ async def get_filters_v2(request: web.Request) -> web.Response:
 async def get_filter_v2(request: web.Request) -> web.Response:
     me = require_viewer(request)
     filter_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         flt = await get_own_filter(session, me, filter_id)
         return json_response((await render_filters(session, [flt]))[0])
 
@@ -259,7 +259,7 @@ async def _delete_filter(session: AsyncSession, flt: Filter) -> None:
 async def get_filter_keywords(request: web.Request) -> web.Response:
     me = require_viewer(request)
     filter_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         flt = await get_own_filter(session, me, filter_id)
         rows = await session.scalars(select(FilterKeyword).where(FilterKeyword.filter_id == flt.id)
                                      .order_by(FilterKeyword.id))
@@ -286,7 +286,7 @@ async def create_filter_keyword(request: web.Request) -> web.Response:
 async def get_filter_keyword(request: web.Request) -> web.Response:
     me = require_viewer(request)
     keyword_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         row, _ = await get_own_keyword(session, me, keyword_id)
         return json_response(keyword_to_api(row))
 
@@ -330,7 +330,7 @@ async def _get_own_filter_status(session: AsyncSession, owner_id: int, item_id: 
 async def get_filter_statuses(request: web.Request) -> web.Response:
     me = require_viewer(request)
     filter_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         flt = await get_own_filter(session, me, filter_id)
         rows = await session.scalars(select(FilterStatus).where(FilterStatus.filter_id == flt.id)
                                      .order_by(FilterStatus.id))
@@ -362,7 +362,7 @@ async def create_filter_status(request: web.Request) -> web.Response:
 async def get_filter_status(request: web.Request) -> web.Response:
     me = require_viewer(request)
     item_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         return json_response(filter_status_to_api(await _get_own_filter_status(session, me, item_id)))
 
 
@@ -387,7 +387,7 @@ def filter_v1_to_api(keyword: FilterKeyword, flt: Filter) -> dict[str, Any]:
 async def get_filters_v1(request: web.Request) -> web.Response:
     """GET /api/v1/filters: every keyword of the caller's filters, as a v1 filter."""
     me = require_viewer(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         rows = (await session.execute(
             select(FilterKeyword, Filter).join(Filter, Filter.id == FilterKeyword.filter_id)
             .where(Filter.owner_id == me).order_by(FilterKeyword.id))).all()
@@ -397,7 +397,7 @@ async def get_filters_v1(request: web.Request) -> web.Response:
 async def get_filter_v1(request: web.Request) -> web.Response:
     me = require_viewer(request)
     keyword_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         keyword, flt = await get_own_keyword(session, me, keyword_id)
     return json_response(filter_v1_to_api(keyword, flt))
 

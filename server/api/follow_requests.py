@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from voisinage.models.actor import Actor
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.follow import PENDING, Follow
 
 from ..auth import require_viewer
@@ -29,7 +29,7 @@ async def get_follow_requests(request: web.Request) -> web.StreamResponse:
     base_url = request.app[SETTINGS].base_url
     query = (select(Follow.id, Follow.follower_id).join(Actor, Actor.id == Follow.follower_id)
              .where(Follow.target_id == me, Follow.state == PENDING, Actor.suspended_at.is_(None)))
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         rows, more = page.trim(list((await session.execute(page.apply(query, Follow.id))).all()))
         data = await to_api.render_accounts(session, [row[1] for row in rows], base_url)
     link = link_header(request, base_url, page, [row[0] for row in rows], more)

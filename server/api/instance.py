@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from voisinage.models.actor import Actor
+from voisinage.models.db import read_session
 from voisinage.models.post import Post
 from voisinage.models.resident import Resident
 from voisinage.models.village import Village
@@ -43,7 +44,7 @@ async def _stats(request: web.Request) -> dict[str, Any]:
     cache = request.app.get(_STATS_KEY)
     if cache and cache["at"] > time.monotonic() - STATS_SECONDS:
         return cache
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         users = await session.scalar(select(func.count()).select_from(Resident))
         statuses = await session.scalar(
             select(func.count()).select_from(Post).where(Post.local.is_(True), Post.reblog.is_(False)))

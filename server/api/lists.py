@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import Actor
 from voisinage.models.audience import load_viewer, muted_clause, visible_clause
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.lists import REPLIES_POLICIES, ListMember, UserList
 from voisinage.models.post import Post
@@ -55,7 +55,7 @@ def _title(params: Params, required: bool) -> str | None:
 async def get_lists(request: web.Request) -> web.Response:
     """GET /api/v1/lists: the caller's lists, by title."""
     me = require_viewer(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         rows = await session.scalars(select(UserList).where(UserList.owner_id == me)
                                      .order_by(func.lower(UserList.title), UserList.id))
         return json_response([list_to_api(item) for item in rows])
@@ -64,7 +64,7 @@ async def get_lists(request: web.Request) -> web.Response:
 async def get_list(request: web.Request) -> web.Response:
     me = require_viewer(request)
     list_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         return json_response(list_to_api(await get_own_list(session, me, list_id)))
 
 
@@ -131,7 +131,7 @@ async def get_list_accounts(request: web.Request) -> web.Response:
     unlimited = params.get_str("limit") == "0"
     page = get_page(params, default=40, maximum=80)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         item = await get_own_list(session, me, list_id)
         query = select(Actor).join(ListMember, ListMember.actor_id == Actor.id).where(ListMember.list_id == item.id)
         if unlimited:
@@ -179,7 +179,7 @@ async def get_account_lists(request: web.Request) -> web.Response:
     """GET /api/v1/accounts/:id/lists: the caller's lists that contain this account."""
     me = require_viewer(request)
     account_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         actor = await session.get(Actor, account_id)
         if actor is None or actor.suspended_at is not None:
             raise not_found()
@@ -211,7 +211,7 @@ async def get_list_timeline(request: web.Request) -> web.Response:
     list_id = path_id(request)
     page = get_page(await read_params(request))
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         item = await get_own_list(session, me, list_id)
         viewer = await load_viewer(session, me)
         members = select(ListMember.actor_id).where(ListMember.list_id == item.id)

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.media import MAX_DESCRIPTION, MediaAttachment
 
 from ..auth import require_viewer
@@ -194,7 +194,7 @@ def _status_of(row: MediaAttachment) -> int:
 
 async def get_media(request: web.Request) -> web.Response:
     """GET /api/v1/media/:id: 200 when processed, 206 while processing; 404 for others' or attached."""
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         row = await _own_unattached(session, request)
     return _render(request, row, _status_of(row))
 

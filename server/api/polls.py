@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.audience import Viewer, load_viewer
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.poll import Poll
 
 from ..auth import require_viewer
@@ -50,11 +50,11 @@ async def get_poll(request: web.Request) -> web.Response:
     me = require_viewer(request)
     poll_id = path_id(request)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         poll = await _visible_poll(session, viewer, poll_id)
     await _close_if_ended(request, poll)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         return json_response(await _rendered(session, viewer, await _visible_poll(session, viewer, poll_id),
                                              base_url))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from voisinage.models.db import read_session
 from voisinage.models.resident import Resident
 
 from ..auth import require_viewer
@@ -21,7 +22,7 @@ from .params import path_id
 async def get_preferences(request: web.Request) -> web.Response:
     """GET /api/v1/preferences: the posting defaults of the resident's account."""
     me = require_viewer(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         resident = await session.get(Resident, me)
     if resident is None:
         raise ApiError(403, "This method requires a resident account")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.audience import Viewer, load_viewer, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
-from voisinage.models.db import write_session
+from voisinage.models.db import read_session, write_session
 from voisinage.models.ids import new_id
 from voisinage.models.post import PUBLIC, Post, PostTag
 from voisinage.models.tag_follow import FeaturedTag, TagFollow
@@ -90,7 +90,7 @@ async def get_tag(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/tags/:name: the Tag entity with `following` and a week of `history`."""
     me = require_viewer(request)
     name = _name_from_path(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         return json_response(await _tag_entity(session, viewer, name, request.app[SETTINGS].base_url))
 
@@ -126,7 +126,7 @@ async def get_followed_tags(request: web.Request) -> web.StreamResponse:
     params = await read_params(request)
     page = get_page(params, default=100, maximum=200)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         query = select(TagFollow).where(TagFollow.actor_id == me)
         rows, more = page.trim(list(await session.scalars(page.apply(query, TagFollow.id))))
@@ -167,7 +167,7 @@ async def _featured_of(session: AsyncSession, actor_id: int) -> list[FeaturedTag
 async def get_featured_tags(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/featured_tags: mine."""
     me = require_viewer(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         tags = await _featured_of(session, me)
         return json_response(await _featured_to_api(session, me, tags, request.app[SETTINGS].base_url))
 
@@ -176,7 +176,7 @@ async def get_account_featured_tags(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/accounts/:id/featured_tags."""
     require_viewer(request)
     actor_id = path_id(request)
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         await get_visible_actor(session, actor_id)
         tags = await _featured_of(session, actor_id)
         return json_response(await _featured_to_api(session, actor_id, tags, request.app[SETTINGS].base_url))
@@ -223,7 +223,7 @@ async def get_featured_tag_suggestions(request: web.Request) -> web.StreamRespon
     """GET /api/v1/featured_tags/suggestions: the tags I use most (Tag entities), not yet featured."""
     me = require_viewer(request)
     base_url = request.app[SETTINGS].base_url
-    async with request.app[SESSIONMAKER]() as session:
+    async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         featured = select(FeaturedTag.name).where(FeaturedTag.actor_id == me)
         uses = func.count(PostTag.post_id)
