@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .actor import Actor
 from .base import utcnow
+from .db import fast
 from .follow import ACCEPTED, Follow
 from .mute_block import Block, Mute
 from .post import DIRECT, PRIVATE, PUBLIC, UNLISTED, Mention, Post
@@ -68,9 +69,13 @@ async def load_viewer(session: AsyncSession, actor_id: int | None) -> Viewer:
     """The reader `actor_id` with their home village's Group actor (ANONYMOUS for None)."""
     if actor_id is None:
         return ANONYMOUS
-    village_actor = await session.scalar(
-        select(Village.actor_id).join(Actor, Actor.village_id == Village.id).where(Actor.id == actor_id))
-    return Viewer(actor_id, village_actor)
+    return Viewer(actor_id, await session.scalar(_viewer_statement(), {"viewer": actor_id}))
+
+
+@functools.cache
+def _viewer_statement() -> Select[tuple[int]]:
+    return fast(select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
+                .where(Actor.id == bindparam("viewer")))
 
 
 def _followed_by(actor_id: int | None):
@@ -231,7 +236,7 @@ def bound_readers_rule(visibility: str, has_audience: bool) -> ColumnElement[boo
 @functools.lru_cache(maxsize=32)
 def _readers_statement(visibility: str, has_audience: bool, among: bool) -> Select[tuple[int]]:
     statement = select(Actor.id).where(bound_readers_rule(visibility, has_audience))
-    return statement.where(Actor.id.in_(bindparam("r_among", expanding=True))) if among else statement
+    return fast(statement.where(Actor.id.in_(bindparam("r_among", expanding=True))) if among else statement)
 
 
 async def get_readers(session: AsyncSession, post: Post, among: Iterable[int] | None = None) -> set[int]:
@@ -247,10 +252,10 @@ async def get_readers(session: AsyncSession, post: Post, among: Iterable[int] | 
 
 @functools.lru_cache(maxsize=32)
 def _followers_statement(visibility: str, has_audience: bool) -> Select[tuple[int, bool, bool]]:
-    return (select(Follow.follower_id, Follow.show_reblogs, Follow.notify)
-            .join(Actor, Actor.id == Follow.follower_id)
-            .where(Follow.target_id == bindparam("r_target"), Follow.state == ACCEPTED,
-                   bound_readers_rule(visibility, has_audience)))
+    return fast(select(Follow.follower_id, Follow.show_reblogs, Follow.notify)
+                .join(Actor, Actor.id == Follow.follower_id)
+                .where(Follow.target_id == bindparam("r_target"), Follow.state == ACCEPTED,
+                       bound_readers_rule(visibility, has_audience)))
 
 
 async def followers_who_see(session: AsyncSession, post: Post, target_id: int) -> list[Any]:

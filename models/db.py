@@ -136,9 +136,12 @@ class _LoopConnection:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
+    def _fast_connection(self) -> Connection:
+        return self._connection  # type: ignore[no-any-return]
+
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
-        if statement.get_execution_options().get(FAST) and isinstance(self._connection, Connection) and not kwargs:
-            rows = _fast_rows(self._connection, statement, parameters or {})
+        if not kwargs and statement.get_execution_options().get(FAST):
+            rows = _fast_rows(self._fast_connection(), statement, parameters or {})
             if rows is not None:
                 return rows
         return self._connection.execute(statement, parameters, **kwargs)
@@ -149,6 +152,9 @@ class _LoopConnection:
         return self._connection.scalars(statement, parameters, **kwargs)
 
     async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        if statement.get_execution_options().get(FAST):
+            row = (await self.execute(statement, parameters, **kwargs)).first()
+            return None if row is None else row[0]
         return self._connection.scalar(statement, parameters, **kwargs)
 
 
@@ -193,6 +199,10 @@ class LoopSession(_LoopConnection):
                 self.sync_session.rollback()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _fast_connection(self) -> Connection:
+        self.sync_session.flush()  # what the session's own execute would do first (autoflush)
+        return self.sync_session.connection()
 
     async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
         return self.sync_session.get(entity, ident, **kwargs)

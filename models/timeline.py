@@ -18,6 +18,7 @@ from .actor import Actor
 from .audience import R_ORIGINAL, bound_readers_rule, reader_values
 from .base import Base
 from .categories import canonical
+from .db import fast
 from .post import Post
 from .tag_follow import TagFollow
 
@@ -46,8 +47,8 @@ async def add_to_homes(session: AsyncSession, post_id: int, shown_id: int, owner
 @functools.cache
 def _have_original() -> Any:
     """Which of these readers already have the original (`shown`) in their home."""
-    return select(HomeEntry.owner_id).where(HomeEntry.shown_id == bindparam("shown"),
-                                            HomeEntry.owner_id.in_(bindparam("owners", expanding=True)))
+    return fast(select(HomeEntry.owner_id).where(HomeEntry.shown_id == bindparam("shown"),
+                                                 HomeEntry.owner_id.in_(bindparam("owners", expanding=True))))
 
 
 async def remove_author_from_home(session: AsyncSession, owner_id: int, author_post_ids) -> None:
@@ -71,5 +72,5 @@ async def tag_followers_who_see(session: AsyncSession, post: Post, tag_names: It
 def _tag_followers_statement(visibility: str, has_audience: bool) -> Any:
     have = select(HomeEntry.owner_id).where(HomeEntry.post_id == R_ORIGINAL)
     followers = select(TagFollow.actor_id).where(TagFollow.name.in_(bindparam("names", expanding=True)))
-    return (select(Actor.id)
-            .where(Actor.id.in_(followers), Actor.id.not_in(have), bound_readers_rule(visibility, has_audience)))
+    return fast(select(Actor.id)
+                .where(Actor.id.in_(followers), Actor.id.not_in(have), bound_readers_rule(visibility, has_audience)))
