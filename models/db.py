@@ -1,9 +1,11 @@
 """Engines, sessions and migrations.
 
-SQLite runs in WAL mode with a busy timeout, so the CLI can write while the server runs; write
-transactions start with BEGIN IMMEDIATE (`write_session`) so that two writers queue on the busy timeout
-instead of failing on a lock upgrade. Hot read-only requests may use `read_session`, which on SQLite
-runs its statements on the event loop's thread. PostgreSQL needs none of this.
+SQLite runs in WAL mode, so the CLI can write while the server runs; write transactions start with
+BEGIN IMMEDIATE (`write_session`) so that two writers queue instead of failing on a lock upgrade. On a
+SQLite file, `write_session` and `read_session` (for read-only requests) are `LoopSession`s, whose
+statements run on the event loop's thread rather than aiosqlite's, and statements marked `fast` (a
+timeline page's) go to sqlite3 directly. PostgreSQL needs none of this: there both are ordinary
+sessions and the marks are ignored.
 """
 
 from __future__ import annotations
