@@ -153,15 +153,22 @@ async def deliver_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
     jobs = await claim_deliveries(ctx, limit, held)
     if not jobs:
         return 0
-    unavailable = await _unavailable_hosts(ctx, {job.host for job in jobs})
-    dropped = [job for job in jobs if job.host in unavailable]
-    if dropped:
-        await drop(ctx, dropped)
-    sending = [job for job in jobs if job.host not in unavailable]
-    results = await asyncio.gather(*(send(ctx, job) for job in sending))
-    await record_all(ctx, list(zip(sending, results, strict=True)))
-    if held is not None:
-        held.difference_update(job.delivery_id for job in jobs)
+    cancelled = False
+    try:
+        unavailable = await _unavailable_hosts(ctx, {job.host for job in jobs})
+        dropped = [job for job in jobs if job.host in unavailable]
+        if dropped:
+            await drop(ctx, dropped)
+        sending = [job for job in jobs if job.host not in unavailable]
+        results = await asyncio.gather(*(send(ctx, job) for job in sending))
+        await record_all(ctx, list(zip(sending, results, strict=True)))
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
+    finally:
+        # A failed batch is let go (its lease ends and it is claimed again), not renewed for ever.
+        if held is not None and not cancelled:
+            held.difference_update(job.delivery_id for job in jobs)
     return len(jobs)
 
 

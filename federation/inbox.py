@@ -238,16 +238,21 @@ async def _verify_and_store(ctx: FederationContext, request: web.Request, body: 
         key_id = await partner_key_id(session, request.headers)
         with contextlib.suppress(actors.NeedsFetch):
             signer = await verified_signer(ctx, session, request, key_id, body, fetch=False)
-            check_origin(activity, signer)
-            skip = signer.suspended_at is not None or signer.local or await _is_known_item(session, activity["id"])
+            skip = await _nothing_to_store(session, activity, signer)
     if signer is None:
         async with ctx.sessionmaker() as session:
             signer = await verified_signer(ctx, session, request, key_id, body)
             await session.commit()  # a fetched actor or key is kept even when the activity is refused
-            check_origin(activity, signer)
-            skip = signer.suspended_at is not None or signer.local or await _is_known_item(session, activity["id"])
+            skip = await _nothing_to_store(session, activity, signer)
     if not skip:
         await store(ctx, activity, signer)
+
+
+async def _nothing_to_store(session: Any, activity: dict[str, Any], signer: Actor) -> bool:
+    """Refuses an activity its signer may not send; True when it needs no row (a suspended or local
+    signer, or an activity already received)."""
+    check_origin(activity, signer)
+    return signer.suspended_at is not None or signer.local or await _is_known_item(session, activity["id"])
 
 
 async def _check_recipient(ctx: FederationContext, request: web.Request) -> None:

@@ -32,8 +32,7 @@ from .transport import Signer
 
 INSTANCE_ACTOR_USERNAME = "actor"
 
-# key_id -> loaded private key; PEM loading validates the key and is slow (40-70 ms for RSA).
-# Loading a private key checks it, which is slow: each PEM is loaded once per process.
+# Loading a private key checks it, which is slow (40-70 ms for RSA): each PEM is loaded once per process.
 _loaded_private = functools.lru_cache(maxsize=1024)(load_private)
 _loaded_ed25519 = functools.lru_cache(maxsize=1024)(load_ed25519_private)
 

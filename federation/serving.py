@@ -2,8 +2,9 @@
 
 Actor documents: an unsigned request gets the minimal document (what a peer needs to verify our
 signatures and deliver to us); a request signed by a partner's actor gets the full one, and one signed
-by a non-partner's actor gets 404 like everything else, so a stranger cannot even resolve our accounts. Everything else (outboxes,
-collections, posts, activities) requires a valid signature from a partner's actor:
+by a non-partner's actor gets 404 like everything else, so a stranger cannot even resolve our
+accounts. Everything else (outboxes, collections, posts, activities) requires a valid signature from a
+partner's actor:
 
 | request | answer |
 |---|---|

@@ -420,7 +420,7 @@ class HttpTransport:
             raise RuntimeError("HttpTransport.start() was not called")
         if sign is None:
             sent = self._headers(method, url, headers, body, sign)
-        else:  # an RSA signature takes a third of a millisecond, with the GIL released: another core's
+        else:  # an RSA signature takes a third of a millisecond and releases the GIL: another core signs
             sent = await asyncio.get_running_loop().run_in_executor(None, self._headers, method, url, headers,
                                                                     body, sign)
         try:

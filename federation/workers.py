@@ -123,7 +123,8 @@ def wake(app: web.Application) -> None:
 
 
 async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: asyncio.Event | None = None) -> None:
-    """Run the inbox loop and the delivery loops until `stop` is set, then release held rows (the `voisinage worker` command)."""
+    """Run the inbox loop and the delivery loops until `stop` is set, then release held rows (the
+    `voisinage worker` command)."""
     await ensure_instance_actor(ctx)
     workers = Workers(ctx, wake_event or asyncio.Event())
     ctx.wake = workers.wake  # new deliveries wake the loops at their commit (federation.outbox.publish)

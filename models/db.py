@@ -378,7 +378,13 @@ def all_engines(engine: AsyncEngine) -> list[Engine]:
 
 async def close_database(engine: AsyncEngine) -> None:
     """Dispose of the engine and of the loop engines made for it."""
-    for made in engine.sync_engine.__dict__.pop(_LOOP_ENGINES, {}).values():
+    await _dispose_pools(engine)
+    engine.sync_engine.__dict__.pop(_LOOP_ENGINES, None)
+
+
+async def _dispose_pools(engine: AsyncEngine) -> None:
+    """Close the pooled connections of the engine and its loop engines (new ones open on demand)."""
+    for made in engine.sync_engine.__dict__.get(_LOOP_ENGINES, {}).values():
         made.dispose()
     await engine.dispose()
 
@@ -456,9 +462,7 @@ async def refresh_statistics(sessionmaker: async_sessionmaker[AsyncSession]) -> 
     engine = sessionmaker.kw.get("bind")
     if engine is not None and engine.dialect.name == "sqlite":
         # Another SQLite connection keeps the statistics it loaded: let the pools open new ones.
-        for made in engine.sync_engine.__dict__.get(_LOOP_ENGINES, {}).values():
-            made.dispose()
-        await engine.dispose()
+        await _dispose_pools(engine)
 
 
 # A process holds its node while it renews `seen_at`; a row unseen for NODE_TTL is a dead process's.

@@ -193,3 +193,22 @@ async def test_release_gives_back_claims(wired: Any, peer: Any) -> None:
     assert len(jobs) == 1 and (await _delivery(wired)).locked_until is not None
     await delivery.release(ctx, held)
     assert (await _delivery(wired)).locked_until is None
+
+
+async def test_a_batch_that_fails_to_record_is_let_go_not_held(wired: Any, peer: Any, monkeypatch: Any) -> None:
+    """A database failure while recording outcomes must not leave the rows in the worker's held set,
+    where the heartbeat would renew their lease for ever: they come back when the lease ends."""
+    _, host = peer
+    await _enqueue(wired, host)
+    ctx = wired.app[FEDERATION]
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(delivery, "record_all", broken)
+    held: set[int] = set()
+    with pytest.raises(RuntimeError):
+        await delivery.deliver_due(ctx, held=held)
+    assert held == set()
+    row = await _delivery(wired)
+    assert (row.state, row.attempts) == (PENDING, 0) and row.locked_until is not None  # nothing recorded

@@ -263,27 +263,15 @@ async def test_activities_arriving_together_share_a_transaction_and_each_is_stor
     inside one batch is still one row."""
     import asyncio
 
-    from sqlalchemy import event
-
-    from voisinage.models import db
     from voisinage.server.keys import ENGINE
 
+    from ..rig.statements import recorded_statements
+
     await send(pair, create_note(f"{B}/users/cedar/statuses/warm"))  # keys and actors known
-    inserts: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("INSERT INTO inbox_items"):
-            inserts.append(statement)
-
-    engines = db.all_engines(pair.a.app[ENGINE])
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements(pair.a.app[ENGINE]) as seen:
         notes = [create_note(f"{B}/users/cedar/statuses/g{i % 20}") for i in range(24)]  # 4 repeats
         statuses = await asyncio.gather(*(send(pair, note) for note in notes))
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
+    inserts = [statement for statement in seen if statement.startswith("INSERT INTO inbox_items")]
     assert statuses == [202] * 24
     uris = [item.activity_uri for item in await pair.a.rows(InboxItem)]
     assert len(uris) == len(set(uris)) == 21  # the warm-up and 20 distinct activities

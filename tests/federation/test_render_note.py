@@ -4,37 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-
 from voisinage.federation.outbox import render_note
-from voisinage.models import db
 from voisinage.models.db import write_session
 from voisinage.models.post import Post
 from voisinage.server.keys import ENGINE
 
 from ..rig.pair import Pair
+from ..rig.statements import recorded_statements
 from ..server.test_status_media import upload_photo
 from .test_exchange import post
 
 
 async def queries_to_render(commune: Any, post_id: int) -> tuple[int, dict[str, Any]]:
     """(queries, document) of rendering one post, its author's keys already made."""
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
     async with write_session(commune.sessionmaker) as session:  # the first time may create keys
         await render_note(session, Pair.ctx(commune), await session.get(Post, post_id))
-    engines = db.all_engines(commune.app[ENGINE])
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements(commune.app[ENGINE]) as seen:
         async with commune.sessionmaker() as session:
             document, _ = await render_note(session, Pair.ctx(commune), await session.get(Post, post_id))
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
     return len(seen), document
 
 

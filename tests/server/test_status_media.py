@@ -6,13 +6,12 @@ import io
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import event
 
-from voisinage.models import db
 from voisinage.models.media import MediaAttachment
 from voisinage.models.post import Post
 from voisinage.server.keys import ENGINE
 
+from ..rig.statements import recorded_statements
 from .test_visibility import follow, post
 
 
@@ -91,24 +90,13 @@ async def test_media_are_rendered_in_timelines_with_one_query_per_page(rig):
         photo = await upload_photo(rig, "birch")
         photo_ids.append(photo)
         await post(rig, "birch", f"photo {i}", media_ids=[photo])
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     await rig.api("alder").get("/api/v1/timelines/home", params={"limit": "1"})  # token cache warmed
-    engines = db.all_engines(rig.app[ENGINE])
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements(rig.app[ENGINE]) as statements:
         status, page20 = await rig.api("alder").get("/api/v1/timelines/home", params={"limit": "20"})
         small = len(statements)
         statements.clear()
         status40, page40 = await rig.api("alder").get("/api/v1/timelines/home", params={"limit": "40"})
         large = len(statements)
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
     assert status == status40 == 200
     assert len(page20) == 20 and len(page40) == 40
     assert small == large, statements

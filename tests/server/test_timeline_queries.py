@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import event
-
 from voisinage.models import db
 from voisinage.server.keys import ENGINE
 
+from ..rig.statements import recorded_statements
 from .test_status_media import upload_photo
 
 
@@ -44,20 +43,8 @@ async def _fill(rig: Any) -> None:
 
 
 async def _statements(rig: Any, path: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    # SQLite's timelines read on the event loop's thread, through the loop reader's engine
-    engines = db.all_engines(rig.app[ENGINE])
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", count)
-    try:
+    with recorded_statements(rig.app[ENGINE]) as seen:
         status, page = await rig.api("birch").get(path, params={"limit": str(limit)})
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
     assert status == 200, page
     return len(seen), page
 
