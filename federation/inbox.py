@@ -23,13 +23,11 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import read_session, write_session
+from voisinage.models.db import dialect_insert, read_session, write_session
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
@@ -200,8 +198,7 @@ class StoreBatcher:
                                   "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})
         hosts = sorted({signer.domain for _, signer, _ in batch})
         async with write_session(self.ctx.sessionmaker) as session:
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-            statement = (insert(InboxItem).values(list(rows.values()))
+            statement = (dialect_insert(session)(InboxItem).values(list(rows.values()))
                          .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(InboxItem.activity_uri))
             stored = {uri: True for uri in await session.scalars(statement)}
             await session.execute(update(Instance).where(

@@ -7,12 +7,11 @@ import datetime as dt
 import secrets
 
 from sqlalchemy import ForeignKey, Integer, String, Text, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin
+from .db import dialect_insert
 
 
 class MetaValue(Base):
@@ -51,13 +50,9 @@ class IdempotentResult(TimestampMixin, Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
 
 
-def _insert(session: AsyncSession):
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def get_or_create_secret(session: AsyncSession, key: str, nbytes: int = 32) -> str:
     """A random secret stored once in the database, so every process shares it."""
-    stmt = _insert(session)(MetaValue).values(key=key, value=secrets.token_hex(nbytes))
+    stmt = dialect_insert(session)(MetaValue).values(key=key, value=secrets.token_hex(nbytes))
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
     return await session.scalar(select(MetaValue.value).where(MetaValue.key == key))
 
@@ -65,7 +60,7 @@ async def get_or_create_secret(session: AsyncSession, key: str, nbytes: int = 32
 async def hit_counter(session: AsyncSession, key: str, window_seconds: int, now: float) -> tuple[int, int]:
     """Count one more event for `key` in the current fixed window. Returns (count, window end)."""
     start = int(now) - int(now) % window_seconds
-    stmt = _insert(session)(RateCounter).values(key=key, window_start=start, count=1)
+    stmt = dialect_insert(session)(RateCounter).values(key=key, window_start=start, count=1)
     stmt = stmt.on_conflict_do_update(index_elements=["key", "window_start"],
                                       set_={"count": RateCounter.count + 1}).returning(RateCounter.count)
     count = await session.scalar(stmt)

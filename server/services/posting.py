@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models import audience
@@ -34,6 +32,7 @@ from voisinage.models.audience import (
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.conversation import Conversation
+from voisinage.models.db import dialect_insert
 from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
@@ -139,13 +138,9 @@ async def get_visible_original(session: AsyncSession, viewer: Viewer, post_id: i
 
 # --- small writes ---------------------------------------------------------------------------------
 
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-
-
 async def insert_once(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when the row is new (races end in one row, no error)."""
-    stmt = _insert(session)(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    stmt = dialect_insert(session)(model).values(**values).on_conflict_do_nothing(index_elements=keys)
     result = await session.execute(stmt)
     return bool(result.rowcount)
 
