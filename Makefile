@@ -84,5 +84,6 @@ test: $(STAMP)
 bench: $(STAMP)
 	test -x $(VENV)/plot/bin/python || $(PYTHON) -m venv $(VENV)/plot
 	$(VENV)/plot/bin/pip install -q --disable-pip-version-check matplotlib
+	$(BIN)/python -m compileall -q federation models server  # as a pip install would (see README)
 	$(BIN)/python -m tests.bench.run --out bench-results
 	$(VENV)/plot/bin/python tests/bench/plots.py bench-results/latest.json

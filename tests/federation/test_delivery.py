@@ -184,6 +184,30 @@ async def test_seven_failure_days_make_unavailable_and_success_resets(wired: Any
     assert instance.failure_days == [] and instance.unavailable_since is None
 
 
+async def test_a_batch_of_successes_and_failures_records_each(wired: Any, peer: Any,
+                                                               aiohttp_server: Any) -> None:
+    """Successes are recorded in bulk, failures one by one, in the same batch: each row gets its own
+    outcome, and only the failing host gets a failure day (the healthy one had one, now cleared)."""
+    good, good_host = peer
+    bad = Peer()
+    bad.status = 500
+    app = web.Application()
+    app.router.add_post("/inbox", bad.inbox)
+    bad_host = f"127.0.0.1:{(await aiohttp_server(app, host='127.0.0.1')).port}"
+    await _enqueue(wired, good_host)
+    await _enqueue(wired, bad_host)
+    async with write_session(wired.sessionmaker) as session:
+        (await session.get(Instance, good_host)).failure_days = ["2020-01-01"]
+    assert await delivery.deliver_due(wired.app[FEDERATION]) == 2
+    rows = {row.host: row for row in await wired.rows(Delivery)}
+    assert (rows[good_host].state, rows[good_host].attempts, rows[good_host].locked_until) == (DONE, 1, None)
+    assert (rows[bad_host].state, rows[bad_host].attempts, rows[bad_host].locked_until) == (PENDING, 1, None)
+    assert rows[bad_host].last_error and rows[good_host].last_error is None
+    assert (await _instance(wired, good_host)).failure_days == []
+    assert (await _instance(wired, bad_host)).failure_days == [T0_DAY]
+    assert len(good.received) == 1 and len(bad.received) == 1
+
+
 async def test_release_gives_back_claims(wired: Any, peer: Any) -> None:
     _, host = peer
     await _enqueue(wired, host)
