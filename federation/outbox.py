@@ -121,8 +121,10 @@ async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
 
 
 async def _mentioned(session: AsyncSession, post: Post) -> list[Actor]:
-    query = select(Actor).join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == post.id)
-    return list(await session.scalars(query))
+    return list(await session.scalars(_MENTIONED, {"post": post.id}))
+
+
+_MENTIONED = select(Actor).join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == bindparam("post"))
 
 
 async def _tags(session: AsyncSession, post: Post) -> list[str]:
@@ -172,10 +174,11 @@ async def _announce_uri(session: AsyncSession, village: Actor, post: Post) -> st
     return boost_uri or f"{village.uri}/statuses/{post.id}/activity"
 
 
-async def post_recipients(session: AsyncSession, post: Post) -> tuple[Actor | None, list[str], list[str]]:
-    """(announcing village, inboxes for its Announce, inboxes for the author's Create) of a local post."""
-    group = await _load(session, post.audience_id)
-    mentioned = [a for a in await _mentioned(session, post) if not a.local]
+async def post_recipients(session: AsyncSession, post: Post) -> tuple[int | None, list[str], list[str]]:
+    """(announcing village's actor id, inboxes for its Announce, inboxes for the author's Create) of a
+    local post."""
+    group = (await session.execute(_AUDIENCE, {"id": post.audience_id})).first() if post.audience_id else None
+    mentioned: list[Any] = [a for a in await _mentioned(session, post) if not a.local]
     mentioned += await _remote_thread(session, post, group)
     if post.visibility == DIRECT:
         return None, [], inboxes_of(mentioned)
@@ -184,18 +187,23 @@ async def post_recipients(session: AsyncSession, post: Post) -> tuple[Actor | No
                                              *inboxes_of(mentioned)]))
     if post.visibility != PUBLIC:
         return None, [], []  # unlisted never leaves the commune
-    village = group if group is not None and group.local else None
-    announce = await follower_inboxes(session, village.id) if village else []
+    village_id = group.id if group is not None and group.local else None
+    announce = await follower_inboxes(session, village_id) if village_id else []
     create = [i for i in dict.fromkeys([*await follower_inboxes(session, post.author_id), *inboxes_of(mentioned)])
               if i not in set(announce)]
-    return village, announce, create
+    return village_id, announce, create
 
 
-async def _remote_thread(session: AsyncSession, post: Post, group: Actor | None) -> list[Actor]:
+# A post's audience (a village): whether it is ours, and where a remote one takes deliveries.
+_AUDIENCE = fast(select(Actor.id, (Actor.domain == "").label("local"), Actor.shared_inbox_uri, Actor.inbox_uri)
+                 .where(Actor.id == bindparam("id")))
+
+
+async def _remote_thread(session: AsyncSession, post: Post, group: Any) -> list[Any]:
     """The remote author of the post replied to, and for a public post the remote village (`group`,
-    the post's audience) whose thread it joins (FEP-1b12: the group announces the reply to its
+    the post's audience row) whose thread it joins (FEP-1b12: the group announces the reply to its
     followers)."""
-    found: list[Actor] = []
+    found: list[Any] = []
     if post.in_reply_to_account_id is not None:
         parent_author = await session.get(Actor, post.in_reply_to_account_id)
         if parent_author is not None and not parent_author.local and post.visibility != DIRECT:
@@ -212,11 +220,12 @@ def inboxes_of(actors: Iterable[Actor]) -> list[str]:
 
 async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
     """Deliver a new local post to the remote instances that may read it (see the module docstring)."""
-    village, announce_inboxes, create_inboxes = await post_recipients(session, post)
+    village_id, announce_inboxes, create_inboxes = await post_recipients(session, post)
     if not announce_inboxes and not create_inboxes:
         return
     note, author = await render_note(session, ctx, post)
-    if village is not None and announce_inboxes:
+    village = await _load(session, village_id) if announce_inboxes else None
+    if village is not None:
         announce = to_ap.announce_of(village, note, await _announce_uri(session, village, post))
         await publish(session, ctx, announce, village, announce_inboxes)
     if create_inboxes:

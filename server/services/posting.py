@@ -32,7 +32,7 @@ from voisinage.models.audience import (
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.conversation import Conversation
-from voisinage.models.db import dialect_insert
+from voisinage.models.db import dialect_insert, fast
 from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
@@ -326,8 +326,7 @@ async def create_village_announce(session: AsyncSession, post: Post) -> Post | N
     Nobody is notified: "the author is not notified of their own village's announce" (DESIGN.md),
     and the boost does not count in the post's `reblogs_count`.
     """
-    village_actor = await session.scalar(
-        select(Actor).join(Village, Village.actor_id == Actor.id).where(Actor.id == post.audience_id))
+    village_actor = (await session.execute(_LOCAL_VILLAGE, {"id": post.audience_id})).first()
     if village_actor is None:
         return None  # a thread of a partner's village: that village announces it, not us
     announce = _boost_row(post, village_actor)
@@ -340,8 +339,14 @@ async def create_village_announce(session: AsyncSession, post: Post) -> Post | N
     return announce
 
 
-def _boost_row(original: Post, booster: Actor) -> Post:
-    """A boost carries its original's audience, so it reaches no one the original did not."""
+# The id and uri of a post's audience when it is one of our villages (the Group that announces it).
+_LOCAL_VILLAGE = fast(select(Actor.id, Actor.uri).join(Village, Village.actor_id == Actor.id)
+                      .where(Actor.id == bindparam("id")))
+
+
+def _boost_row(original: Post, booster: Any) -> Post:
+    """A boost by `booster` (an Actor, or a row with its `id` and `uri`). A boost carries its original's
+    audience, so it reaches no one the original did not."""
     boost_id = new_id()
     return Post(
         id=boost_id, uri=announce_uri(booster.uri, boost_id), author_id=booster.id, local=True,
