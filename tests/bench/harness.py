@@ -400,10 +400,12 @@ def _inbox_ingest(instance: Instance, server: ServeProcess, partner: dict[str, s
     import orjson
     from sqlalchemy import func, select
 
+    from voisinage.federation.keys import load_private
     from voisinage.federation.signatures import sign_request
     from voisinage.models import db
     from voisinage.models.inbox_item import InboxItem
 
+    key = load_private(partner["private_pem"])  # once: parsing the PEM costs more than signing
     domain = f"127.0.0.1:{instance.port}"
     target = f"http://{domain}/users/{instance.username}"
     requests_: list[tuple[bytes, dict[str, str]]] = []
@@ -418,7 +420,7 @@ def _inbox_ingest(instance: Instance, server: ServeProcess, partner: dict[str, s
         raw = orjson.dumps(activity)
         headers = sign_request("POST", f"http://{domain}/inbox",
                                {"Content-Type": "application/activity+json", "Host": domain}, raw,
-                               partner["key_id"], partner["private_pem"])
+                               partner["key_id"], key)
         requests_.append((raw, headers))
 
     async def post_all() -> tuple[int, int, float, list[float]]:
