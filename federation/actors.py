@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voisinage.models.actor import APPLICATION, GROUP, PERSON, SERVICE, Actor
+from voisinage.models.actor import ACTOR_BY_URI, APPLICATION, GROUP, PERSON, SERVICE, Actor
 from voisinage.models.html import sanitize
 from voisinage.models.ids import new_id
 from voisinage.models.instance import normalize_host
@@ -338,7 +338,7 @@ async def get_remote_actor(ctx: FederationContext, session: AsyncSession, uri: s
     if ctx.is_local_url(uri):
         return await _local_actor(session, uri)
     await _require_partner(session, uri)
-    actor = await session.scalar(select(Actor).where(Actor.uri == uri))
+    actor = await session.scalar(ACTOR_BY_URI, {"uri": uri})
     if actor is not None and not refresh:
         return actor
     _, doc = await _signed_get(ctx, session, uri)

@@ -22,12 +22,12 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import dialect_insert, read_session, write_session
+from voisinage.models.db import dialect_insert, fast, read_session, write_session
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
@@ -208,7 +208,10 @@ class StoreBatcher:
 
 
 async def _is_known_item(session: Any, uri: str) -> bool:
-    return await session.scalar(select(InboxItem.id).where(InboxItem.activity_uri == uri[:512])) is not None
+    return (await session.execute(_KNOWN_ITEM, {"uri": uri[:512]})).first() is not None
+
+
+_KNOWN_ITEM = fast(select(InboxItem.id).where(InboxItem.activity_uri == bindparam("uri")))
 
 
 async def _check_and_store(ctx: FederationContext, request: web.Request) -> None:

@@ -13,10 +13,10 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from voisinage.models.actor import Actor
+from voisinage.models.actor import ACTOR_BY_URI
 from voisinage.models.db import write_session, writes_on_loop
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
@@ -101,7 +101,7 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
             item = await session.get(InboxItem, item_id)
             if item is None:
                 return DONE
-            signer = await session.scalar(select(Actor).where(Actor.uri == item.signer_uri))
+            signer = await session.scalar(ACTOR_BY_URI, {"uri": item.signer_uri})
             if signer is None:
                 raise ApParseError("the signer is unknown")
             await dispatch(InboxContext(ctx, session, signer), item.body)

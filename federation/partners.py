@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voisinage.models.db import fast
 from voisinage.models.instance import Instance, normalize_host
 
 
@@ -33,8 +34,11 @@ async def is_partner(session: AsyncSession, host: str) -> bool:
         host = normalize_host(host)
     except ValueError:
         return False
-    row = await session.get(Instance, host)
-    return row is not None and row.partner and not row.blocked
+    row = (await session.execute(_PARTNER, {"host": host})).first()
+    return row is not None and bool(row.partner) and not row.blocked
+
+
+_PARTNER = fast(select(Instance.partner, Instance.blocked).where(Instance.host == bindparam("host")))
 
 
 async def add_partner(session: AsyncSession, host: str, note: str | None = None) -> Instance:

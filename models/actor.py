@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, bindparam, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, id_column, utcnow
@@ -74,3 +74,7 @@ class Actor(TimestampMixin, Base):
 
     def acct(self) -> str:
         return self.username if self.local else f"{self.username}@{self.domain}"
+
+
+# An actor by its uri, built once (building a statement costs more than running this one).
+ACTOR_BY_URI = select(Actor).where(Actor.uri == bindparam("uri"))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from voisinage.models.actor import Actor
+from voisinage.models.counters import add_to_counter
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.mute_block import Block
@@ -22,7 +23,7 @@ from voisinage.models.notification import notify
 from .. import outbox
 from ..dispatch import InboxContext, handles
 from ..vocab import first, get_id
-from .common import get_actor, shift
+from .common import get_actor
 
 log = logging.getLogger("voisinage.federation.follow")
 
@@ -35,8 +36,8 @@ async def _is_blocked(ictx: InboxContext, blocker_id: int, target_id: int) -> bo
 
 async def count_follow(ictx: InboxContext, follow: Follow, step: int) -> None:
     """Move both actors' counters for an accepted follow."""
-    await shift(ictx.session, Actor, follow.follower_id, "following_count", step)
-    await shift(ictx.session, Actor, follow.target_id, "followers_count", step)
+    await add_to_counter(ictx.session, Actor, follow.follower_id, "following_count", step)
+    await add_to_counter(ictx.session, Actor, follow.target_id, "followers_count", step)
 
 
 @handles("Follow")

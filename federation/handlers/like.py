@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from voisinage.models.counters import add_to_counter
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
 from voisinage.models.notification import notify
@@ -13,7 +14,7 @@ from voisinage.models.post import DIRECT, Post
 
 from ..dispatch import InboxContext, handles
 from ..vocab import first, get_id
-from .common import get_post, shift
+from .common import get_post
 from .follow import undo_follow_by
 from .note import undo_announce_by
 
@@ -30,7 +31,7 @@ async def on_like(ictx: InboxContext, activity: dict[str, Any]) -> None:
         return
     ictx.session.add(Favourite(id=new_id(), actor_id=ictx.signer.id, post_id=post.id, uri=str(activity["id"])))
     await ictx.session.flush()
-    await shift(ictx.session, Post, post.id, "favourites_count", 1)
+    await add_to_counter(ictx.session, Post, post.id, "favourites_count", 1)
     await notify(ictx.session, post.author_id, "favourite", ictx.signer.id, post.id)
 
 
@@ -55,7 +56,7 @@ async def undo_like_by(ictx: InboxContext, like_uri: str | None, post_uri: str |
                 Favourite.actor_id == ictx.signer.id, Favourite.post_id == post.id))
     if favourite is None:
         return False
-    await shift(ictx.session, Post, favourite.post_id, "favourites_count", -1)
+    await add_to_counter(ictx.session, Post, favourite.post_id, "favourites_count", -1)
     await ictx.session.execute(delete(Favourite).where(Favourite.id == favourite.id))
     return True
 

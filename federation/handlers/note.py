@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import get_readers
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
+from voisinage.models.counters import add_to_counter
+from voisinage.models.db import fast
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.notification import notify
@@ -34,7 +36,7 @@ from ..proofs import ProofError, verify_proof
 from ..transport import FetchError, HttpStatus
 from ..vocab import ACTOR_TYPES, NOTE_TYPES, first, get_id, types_of
 from . import relay
-from .common import get_actor, get_post, shift
+from .common import get_actor, get_post
 from .media import delete_remote_media, replace_remote_media, store_remote_media
 from .poll import refresh_remote_poll, store_remote_poll, take_vote
 
@@ -91,15 +93,20 @@ async def _known_groups(ictx: InboxContext, parsed: ParsedNote) -> dict[str, str
     wanted = set(parsed.addresses) | ({parsed.audience} if parsed.audience else set())
     if not wanted:
         return {}
-    rows = await ictx.session.execute(select(Actor.uri, Actor.followers_uri).where(
-        Actor.kind == GROUP, (Actor.uri.in_(wanted)) | (Actor.followers_uri.in_(wanted))))
+    rows = await ictx.session.execute(_GROUPS, {"uris": sorted(wanted), "followers": sorted(wanted)})
     return {uri: followers or "" for uri, followers in rows}
 
 
+_GROUPS = fast(select(Actor.uri, Actor.followers_uri).where(
+    Actor.kind == GROUP, Actor.uri.in_(bindparam("uris", expanding=True))
+    | Actor.followers_uri.in_(bindparam("followers", expanding=True))))
+
+
 async def _followers_of(ictx: InboxContext, actor_id: int) -> set[int]:
-    rows = await ictx.session.scalars(select(Follow.follower_id).where(
-        Follow.target_id == actor_id, Follow.state == ACCEPTED))
-    return set(rows)
+    return set(await ictx.session.scalars(_FOLLOWERS, {"target": actor_id}))
+
+
+_FOLLOWERS = fast(select(Follow.follower_id).where(Follow.target_id == bindparam("target"), Follow.state == ACCEPTED))
 
 
 async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
@@ -131,9 +138,9 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     if parsed.poll is not None:
         await store_remote_poll(ictx.session, post, parsed.poll)
     mentioned = await _store_mentions_and_tags(ictx, post, parsed)
-    await shift(ictx.session, Actor, author.id, "statuses_count", 1)
+    await add_to_counter(ictx.session, Actor, author.id, "statuses_count", 1)
     if parent is not None:
-        await shift(ictx.session, Post, parent.id, "replies_count", 1)
+        await add_to_counter(ictx.session, Post, parent.id, "replies_count", 1)
     await _fan_in(ictx, post, author, mentioned, parent)
     await relay.relay_note(ictx, post, doc)  # a thread of one of our villages: the village announces it
     return post
@@ -144,8 +151,7 @@ async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
     from partners (signed); a mention that cannot be fetched is dropped, never the note."""
     if not uris:
         return set()
-    rows = await ictx.session.execute(select(Actor.uri, Actor.id).where(Actor.uri.in_(uris)))
-    known: dict[str, int] = dict(rows.tuples().all())
+    known: dict[str, int] = {uri: actor_id for uri, actor_id in await ictx.session.execute(_KNOWN, {"uris": uris})}
     unknown = [u for u in uris if u not in known and not ictx.ctx.is_local_url(u)]
     for uri in unknown[:MAX_RESOLVED_MENTIONS]:
         try:
@@ -153,6 +159,9 @@ async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
         except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
             log.info("mention of %s dropped: %s", uri[:200], exc)
     return set(known.values())
+
+
+_KNOWN = fast(select(Actor.uri, Actor.id).where(Actor.uri.in_(bindparam("uris", expanding=True))))
 
 
 async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: ParsedNote) -> set[int]:
@@ -224,7 +233,7 @@ async def on_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
     readers = await get_readers(ictx.session, boost)
     if not booster.is_group:
         readers &= await _followers_of(ictx, booster.id)
-        await shift(ictx.session, Post, original.id, "reblogs_count", 1)
+        await add_to_counter(ictx.session, Post, original.id, "reblogs_count", 1)
         author = await ictx.session.get(Actor, original.author_id)
         if author is not None and author.local:
             await notify(ictx.session, author.id, "reblog", booster.id, original.id)
@@ -243,7 +252,7 @@ async def undo_announce_by(ictx: InboxContext, uri: str | None) -> bool:
     if boost is None or boost.author_id != ictx.signer.id or boost.reblog_of_id is None:
         return False
     if not ictx.signer.is_group:
-        await shift(ictx.session, Post, boost.reblog_of_id, "reblogs_count", -1)
+        await add_to_counter(ictx.session, Post, boost.reblog_of_id, "reblogs_count", -1)
     await ictx.session.execute(delete(Post).where(Post.id == boost.id))
     return True
 
@@ -379,8 +388,8 @@ async def on_delete(ictx: InboxContext, activity: dict[str, Any]) -> None:
 async def delete_remote_post(ictx: InboxContext, post: Post) -> None:
     """Remove a remote post, its boosts and timeline entries (cascades), and remember its uri."""
     if post.in_reply_to_id is not None:
-        await shift(ictx.session, Post, post.in_reply_to_id, "replies_count", -1)
-    await shift(ictx.session, Actor, post.author_id, "statuses_count", -1)
+        await add_to_counter(ictx.session, Post, post.in_reply_to_id, "replies_count", -1)
+    await add_to_counter(ictx.session, Actor, post.author_id, "statuses_count", -1)
     await ictx.session.execute(delete(Post).where(Post.reblog_of_id == post.id))
     await delete_remote_media(ictx.session, post_id=post.id)
     await ictx.session.execute(delete(Post).where(Post.id == post.id))

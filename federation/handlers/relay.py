@@ -17,6 +17,7 @@ from sqlalchemy import select
 from voisinage.models.actor import Actor
 from voisinage.models.audience import followers_who_see
 from voisinage.models.base import utcnow
+from voisinage.models.counters import add_to_counter
 from voisinage.models.ids import new_id
 from voisinage.models.post import PUBLIC, Post
 from voisinage.models.timeline import add_to_homes
@@ -29,7 +30,6 @@ from ..from_ap import parse_note
 from ..partners import host_of
 from ..to_ap import iso
 from ..vocab import is_public, types_of
-from .common import shift
 
 
 async def local_village_of(ictx: InboxContext, post: Post) -> Actor | None:
@@ -62,7 +62,7 @@ async def relay_note(ictx: InboxContext, post: Post, doc: dict[str, Any]) -> Non
                  reblog=True, reblog_of_id=post.id, created_at=utcnow())
     ictx.session.add(boost)
     await ictx.session.flush()
-    await shift(ictx.session, Actor, village.id, "statuses_count", 1)
+    await add_to_counter(ictx.session, Actor, village.id, "statuses_count", 1)
     followers = await followers_who_see(ictx.session, boost, village.id)
     await add_to_homes(ictx.session, boost.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
     await outbox.publish_relay(ictx.session, ictx.ctx, village, doc, host_of(post.uri), iso(boost.created_at),
@@ -81,4 +81,4 @@ async def relay_change(ictx: InboxContext, post: Post, activity: dict[str, Any])
         return  # never relayed: nothing to forward
     await outbox.publish_relay(ictx.session, ictx.ctx, village, activity, host_of(post.uri), iso(utcnow()))
     if "Delete" in types_of(activity):
-        await shift(ictx.session, Actor, village.id, "statuses_count", -1)  # its boost row goes with the note
+        await add_to_counter(ictx.session, Actor, village.id, "statuses_count", -1)  # its boost row goes with the note

@@ -12,13 +12,12 @@ reply never widens its parent's visibility.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models import audience
@@ -32,6 +31,7 @@ from voisinage.models.audience import (
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.conversation import Conversation
+from voisinage.models.counters import add_to_counter
 from voisinage.models.db import dialect_insert, fast
 from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
@@ -145,24 +145,6 @@ async def insert_once(session: AsyncSession, model: Any, values: dict[str, Any],
     return bool(result.rowcount)
 
 
-async def _add_to_counter(session: AsyncSession, model: Any, row_id: int, column: str, delta: int,
-                          **also: Any) -> None:
-    """`column += delta`, never below zero, in SQL (concurrent writers cannot lose an update). Loaded
-    objects keep their old count (the caller refreshes what it renders)."""
-    statement = _counter_statement(model, column, delta > 0, tuple(sorted(also)))
-    await session.execute(statement, {"row_id": row_id, "delta": delta, **also})
-
-
-@functools.lru_cache(maxsize=64)
-def _counter_statement(model: Any, column: str, growing: bool, also: tuple[str, ...]) -> Any:
-    """Built once per kind of counter (building a statement costs more than running this one)."""
-    table = model.__table__
-    col, delta = table.c[column], bindparam("delta", type_=table.c[column].type)
-    value = col + delta if growing else case((col + delta > 0, col + delta), else_=0)
-    return (update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type))
-            .values({column: value, **{name: bindparam(name, type_=table.c[name].type) for name in also}}))
-
-
 # --- live events (models.events: streaming renders them for each reader, after the commit) ----------
 
 def status_streams(post: Post, tags: list[str]) -> tuple[str, ...]:
@@ -239,7 +221,7 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
     await session.flush()
     await _count_new_status(session, author.id, post.created_at)
     if parent is not None:
-        await _add_to_counter(session, Post, parent.id, "replies_count", 1)
+        await add_to_counter(session, Post, parent.id, "replies_count", 1)
     await _fan_out_post(session, post, rendered.mentions, parent)
     await add_to_homes(session, post.id, post.id, await tag_followers_who_see(session, post, rendered.tags))
     if visibility == DIRECT:
@@ -301,7 +283,7 @@ async def _store_mentions_and_tags(session: AsyncSession, post: Post, mentions: 
 
 
 async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetime) -> None:
-    await _add_to_counter(session, Actor, actor_id, "statuses_count", 1, last_status_at=at)
+    await add_to_counter(session, Actor, actor_id, "statuses_count", 1, last_status_at=at)
 
 
 async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], parent: Post | None) -> None:
@@ -375,7 +357,7 @@ async def create_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
     session.add(boost)
     await session.flush()
     await _count_new_status(session, booster.id, boost.created_at)
-    await _add_to_counter(session, Post, original.id, "reblogs_count", 1)
+    await add_to_counter(session, Post, original.id, "reblogs_count", 1)
     followers = await followers_who_see(session, boost, booster.id)
     owners = {booster.id, *(r.follower_id for r in followers if r.show_reblogs)}
     await add_to_homes(session, boost.id, original.id, owners)
@@ -401,9 +383,9 @@ async def _remove_boost(session: AsyncSession, boost: Post, original: Post) -> N
     await federate.unboosting(session, boost)  # first: the Undo goes where the Announce went
     await session.execute(delete(Post).where(Post.id == boost.id))
     await queue_event(session, Event("delete", boost.id))
-    await _add_to_counter(session, Actor, boost.author_id, "statuses_count", -1)
+    await add_to_counter(session, Actor, boost.author_id, "statuses_count", -1)
     if booster is not None and booster.kind != GROUP:
-        await _add_to_counter(session, Post, original.id, "reblogs_count", -1)
+        await add_to_counter(session, Post, original.id, "reblogs_count", -1)
         await session.execute(delete(Notification).where(
             Notification.kind == "reblog", Notification.from_actor_id == boost.author_id,
             Notification.post_id == original.id))
@@ -419,7 +401,7 @@ async def create_favourite(session: AsyncSession, actor_id: int, post_id: int) -
     added = await insert_once(session, Favourite, {"id": new_id(), "actor_id": actor_id, "post_id": post.id,
                                                     "created_at": utcnow()}, ["actor_id", "post_id"])
     if added:
-        await _add_to_counter(session, Post, post.id, "favourites_count", 1)
+        await add_to_counter(session, Post, post.id, "favourites_count", 1)
         await _notify(session, post.author_id, "favourite", actor_id, post.id)
         await federate.favourited(session, actor_id, post.id)
         await session.refresh(post)
@@ -434,7 +416,7 @@ async def delete_favourite(session: AsyncSession, actor_id: int, post_id: int) -
     result = await session.execute(delete(Favourite).where(Favourite.actor_id == actor_id,
                                                            Favourite.post_id == post.id))
     if result.rowcount:
-        await _add_to_counter(session, Post, post.id, "favourites_count", -1)
+        await add_to_counter(session, Post, post.id, "favourites_count", -1)
         await session.execute(delete(Notification).where(
             Notification.kind == "favourite", Notification.from_actor_id == actor_id,
             Notification.post_id == post.id))
@@ -463,12 +445,12 @@ async def delete_post(session: AsyncSession, post: Post) -> None:
     await federate.post_deleted(session, post)  # first: its recipients come from mentions and follows
     # Counters in the order create_post takes them (author, parent, then boosters and the village), so
     # that concurrent transactions on PostgreSQL lock rows in one order and cannot deadlock.
-    await _add_to_counter(session, Actor, post.author_id, "statuses_count", -1)
+    await add_to_counter(session, Actor, post.author_id, "statuses_count", -1)
     if post.in_reply_to_id is not None:
-        await _add_to_counter(session, Post, post.in_reply_to_id, "replies_count", -1)
+        await add_to_counter(session, Post, post.in_reply_to_id, "replies_count", -1)
     boosts = list(await session.execute(select(Post.id, Post.author_id).where(Post.reblog_of_id == post.id)))
     for boost_id, booster_id in boosts:
-        await _add_to_counter(session, Actor, booster_id, "statuses_count", -1)
+        await add_to_counter(session, Actor, booster_id, "statuses_count", -1)
         await queue_event(session, Event("delete", boost_id))
     if boosts:
         await session.execute(delete(Post).where(Post.reblog_of_id == post.id))

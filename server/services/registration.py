@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import PERSON, Actor
 from voisinage.models.base import utcnow
+from voisinage.models.counters import add_to_counter
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.resident import Resident
@@ -134,8 +135,7 @@ async def register_resident(session: AsyncSession, base_url: str, form: NewResid
     session.add(Resident(actor_id=actor.id, email=email, password_hash=form.password_hash or hash_password(form.password),
                          household_id=household.id, locale=form.locale if form.locale in ("fr", "nl", "de", "en") else "fr"))
     session.add(Follow(id=new_id(), follower_id=actor.id, target_id=village_actor.id, state=ACCEPTED))
-    await session.execute(update(Actor).where(Actor.id == village_actor.id)
-                          .values(followers_count=Actor.followers_count + 1))
+    await add_to_counter(session, Actor, village_actor.id, "followers_count", 1)
     await session.flush()
     return actor
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import APPLICATION, GROUP, PERSON, Actor
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.base import utcnow
+from voisinage.models.counters import add_to_counter
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.mute_block import Block, Mute
@@ -136,15 +136,8 @@ async def remove_follow(session: AsyncSession, follower_id: int, target_id: int)
 
 
 async def _shift_counters(session: AsyncSession, follower_id: int, target_id: int, step: int) -> None:
-    await session.execute(update(Actor).where(Actor.id == follower_id)
-                          .values(following_count=_bounded(Actor.following_count, step)))
-    await session.execute(update(Actor).where(Actor.id == target_id)
-                          .values(followers_count=_bounded(Actor.followers_count, step)))
-
-
-def _bounded(column: Any, step: int) -> Any:
-    """`column + step`, never below zero (a counter repaired by hand must not go negative)."""
-    return case((column + step < 0, 0), else_=column + step)
+    await add_to_counter(session, Actor, follower_id, "following_count", step)
+    await add_to_counter(session, Actor, target_id, "followers_count", step)
 
 
 async def backfill_home(session: AsyncSession, owner_id: int, author_id: int, *,

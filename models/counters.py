@@ -1,0 +1,29 @@
+"""Counters kept on rows (statuses, followers, replies, boosts, favourites): moved in SQL, never
+below zero, by statements built once per kind of counter."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import bindparam, case, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def add_to_counter(session: AsyncSession, model: Any, row_id: int, column: str, delta: int,
+                         **also: Any) -> None:
+    """`column += delta`, never below zero, in SQL (concurrent writers cannot lose an update); `also`
+    sets other columns of the row at once. Loaded objects keep their old count (the caller refreshes
+    what it renders)."""
+    statement = _counter_statement(model, column, delta > 0, tuple(sorted(also)))
+    await session.execute(statement, {"row_id": row_id, "delta": delta, **also})
+
+
+@functools.lru_cache(maxsize=64)
+def _counter_statement(model: Any, column: str, growing: bool, also: tuple[str, ...]) -> Any:
+    """Built once per kind of counter (building a statement costs more than running this one)."""
+    table = model.__table__
+    col, delta = table.c[column], bindparam("delta", type_=table.c[column].type)
+    value = col + delta if growing else case((col + delta > 0, col + delta), else_=0)
+    return (update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type))
+            .values({column: value, **{name: bindparam(name, type_=table.c[name].type) for name in also}}))
