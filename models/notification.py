@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, String, select
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, id_column
+from .db import fast
 
 TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "poll", "update",
          "admin.sign_up", "admin.report")
@@ -24,17 +27,28 @@ class Notification(TimestampMixin, Base):
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))  # admin.report
 
 
+def _existing(post: Any) -> Any:
+    return fast(select(Notification.id).where(
+        Notification.recipient_id == bindparam("recipient"), Notification.kind == bindparam("kind"),
+        Notification.from_actor_id == bindparam("sender"), post).limit(1))
+
+
+# The same notification already there (built once: `post_id = NULL` would never match, hence two).
+_EXISTING = _existing(Notification.post_id == bindparam("post"))
+_EXISTING_WITHOUT_POST = _existing(Notification.post_id.is_(None))
+
+
 async def notify(session: AsyncSession, recipient_id: int, kind: str, from_actor_id: int,
                  post_id: int | None = None) -> Notification | None:
     """Add a notification unless it would notify someone of their own act or repeat an existing one."""
     if recipient_id == from_actor_id and kind not in ("poll", "update"):
         return None
-    existing = await session.scalar(
-        select(Notification.id).where(
-            Notification.recipient_id == recipient_id, Notification.kind == kind,
-            Notification.from_actor_id == from_actor_id, Notification.post_id == post_id)
-    )
-    if existing is not None:
+    statement, parameters = _EXISTING, {"recipient": recipient_id, "kind": kind, "sender": from_actor_id}
+    if post_id is None:
+        statement = _EXISTING_WITHOUT_POST
+    else:
+        parameters["post"] = post_id
+    if (await session.execute(statement, parameters)).first() is not None:
         return None
     notification = Notification(recipient_id=recipient_id, kind=kind, from_actor_id=from_actor_id,
                                 post_id=post_id)

@@ -115,7 +115,7 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     existing = await get_post(ictx.session, parsed.uri)
     if existing is not None:
         return existing
-    tombstone = await ictx.session.get(Tombstone, parsed.uri)
+    tombstone = (await ictx.session.execute(_TOMBSTONE, {"uri": parsed.uri})).first()
     if tombstone is not None and tombstone.deleter_uri == parsed.author_uri:
         log.info("note %s was deleted by its author before it arrived: not stored", parsed.uri)
         return None
@@ -144,6 +144,9 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     await _fan_in(ictx, post, author, mentioned, parent)
     await relay.relay_note(ictx, post, doc)  # a thread of one of our villages: the village announces it
     return post
+
+
+_TOMBSTONE = fast(select(Tombstone.deleter_uri).where(Tombstone.uri == bindparam("uri")))
 
 
 async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
