@@ -58,16 +58,18 @@ async def _federation(app: web.Application) -> AsyncIterator[None]:
     transport = make_transport(settings.instance.domain, settings.base_url,
                                settings.federation.allow_private_addresses)
     await transport.start()
-    app[FEDERATION] = FederationContext(
-        base_url=settings.base_url, domain=settings.instance.domain, scheme=settings.instance.scheme,
-        sessionmaker=app[SESSIONMAKER], transport=transport,
-        allow_private_addresses=settings.federation.allow_private_addresses, clock=app[CLOCK])
-    # Local actions (posting, follows) reach federation through their session (services/federate.py).
-    sessionmaker = app[SESSIONMAKER]
-    sessionmaker.configure(info={**(sessionmaker.kw.get("info") or {}), "federation": app[FEDERATION]})
-    await ensure_instance_actor(app[FEDERATION])
-    yield
-    await transport.close()
+    try:  # closed also when start-up fails below (aiohttp cleans up only the contexts that started)
+        app[FEDERATION] = FederationContext(
+            base_url=settings.base_url, domain=settings.instance.domain, scheme=settings.instance.scheme,
+            sessionmaker=app[SESSIONMAKER], transport=transport,
+            allow_private_addresses=settings.federation.allow_private_addresses, clock=app[CLOCK])
+        # Local actions (posting, follows) reach federation through their session (services/federate.py).
+        sessionmaker = app[SESSIONMAKER]
+        sessionmaker.configure(info={**(sessionmaker.kw.get("info") or {}), "federation": app[FEDERATION]})
+        await ensure_instance_actor(app[FEDERATION])
+        yield
+    finally:
+        await transport.close()
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
