@@ -270,7 +270,7 @@ def _apply(actor: Actor, fields: RemoteActorFields, domain: str, now: dt.datetim
 async def _store(session: AsyncSession, ctx: FederationContext, fields: RemoteActorFields) -> Actor:
     domain = host_of(fields.uri)
     now = dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
-    actor = await session.scalar(select(Actor).where(Actor.uri == fields.uri))
+    actor = await session.scalar(ACTOR_BY_URI, {"uri": fields.uri})
     clash = await session.scalar(select(Actor).where(
         func.lower(Actor.username) == fields.username.lower(), Actor.domain == domain))
     if clash is not None and clash is not actor:
@@ -285,7 +285,7 @@ async def _store(session: AsyncSession, ctx: FederationContext, fields: RemoteAc
             _apply(actor, fields, domain, now)
             session.add(actor)
     except IntegrityError:
-        actor = await session.scalar(select(Actor).where(Actor.uri == fields.uri))
+        actor = await session.scalar(ACTOR_BY_URI, {"uri": fields.uri})
         if actor is None:
             raise ApParseError(f"{fields.username}@{domain} clashes with another actor") from None
         _apply(actor, fields, domain, now)

@@ -94,7 +94,7 @@ async def record_all(ctx: FederationContext, outcomes: list[tuple[_Job, Delivery
     """Store the outcomes of a batch of attempts in one transaction; "ok", "retry" or "permanent" each.
 
     Successes, nearly all of a batch, are one executemany UPDATE and their instances one SELECT (the
-    ORM's loads and flushes took half the delivery loop's time); failures go through `_apply`."""
+    ORM's loads and flushes took half the delivery loop's time); failures go through `_apply_failure`."""
     now = now_of(ctx)
     found: dict[int, str] = {}
     async with write_session(ctx.sessionmaker) as session:
@@ -110,7 +110,8 @@ async def record_all(ctx: FederationContext, outcomes: list[tuple[_Job, Delivery
                 select(Delivery).where(Delivery.id.in_([job.delivery_id for job, _ in failed])))}
             instances = await _instances(session, {job.host for job, _ in failed})
             for job, result in failed:
-                found[job.delivery_id] = _apply(job, result, rows.get(job.delivery_id), instances[job.host], now)
+                found[job.delivery_id] = _apply_failure(job, result, rows.get(job.delivery_id), instances[job.host],
+                                                        now)
     return [found[job.delivery_id] for job, _ in outcomes]
 
 
@@ -123,8 +124,8 @@ _HEALTH = fast(select(Instance.host, Instance.failure_days, Instance.unavailable
 
 
 async def _healthy(session: Any, hosts: set[str]) -> None:
-    """What `Instance.record_success` does for hosts that answered, without loading Instance rows:
-    their failure record is cleared where there is one, and hosts we have no row for get one."""
+    """Hosts that answered are healthy again, without loading Instance rows: their failure record is
+    cleared where there is one (an UPDATE only then), and hosts we have no row for get one."""
     known = (await session.execute(_HEALTH, {"hosts": sorted(hosts)})).all()
     recovered = [host for host, days, since in known if days or since is not None]
     if recovered:
@@ -137,8 +138,9 @@ async def _healthy(session: Any, hosts: set[str]) -> None:
             .on_conflict_do_nothing(index_elements=["host"]))
 
 
-def _apply(job: _Job, result: DeliveryResult, delivery: Delivery | None, instance: Instance,
-           now: dt.datetime) -> str:
+def _apply_failure(job: _Job, result: DeliveryResult, delivery: Delivery | None, instance: Instance,
+                   now: dt.datetime) -> str:
+    """Record a failed attempt: "permanent", or "retry" after a backoff (with the instance's failure day)."""
     outcome = retry.classify(result.status)
     attempts = job.attempts + 1
     if outcome == "retry" and attempts >= retry.MAX_ATTEMPTS:
@@ -148,10 +150,7 @@ def _apply(job: _Job, result: DeliveryResult, delivery: Delivery | None, instanc
     delivery.attempts = attempts
     delivery.locked_until = None
     delivery.last_error = result.error
-    if outcome == "ok":
-        delivery.state = DONE
-        instance.record_success()
-    elif outcome == "permanent":
+    if outcome == "permanent":
         delivery.state = FAILED
         log.info("delivery to %s failed for good: %s", job.inbox, result.error)
     else:

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from voisinage.models.actor import ACTOR_BY_URI
 from voisinage.models.db import write_session, writes_on_loop
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
@@ -26,6 +25,7 @@ from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor
 from .context import FederationContext
 from .delivery import now_of
 from .dispatch import InboxContext, dispatch
+from .handlers.common import get_actor
 from .transport import FetchError
 
 log = logging.getLogger("voisinage.federation.inbox_worker")
@@ -101,7 +101,7 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
             item = await session.get(InboxItem, item_id)
             if item is None:
                 return DONE
-            signer = await session.scalar(ACTOR_BY_URI, {"uri": item.signer_uri})
+            signer = await get_actor(session, item.signer_uri)
             if signer is None:
                 raise ApParseError("the signer is unknown")
             await dispatch(InboxContext(ctx, session, signer), item.body)

@@ -4,7 +4,7 @@ SQLite runs in WAL mode, so the CLI can write while the server runs; write trans
 BEGIN IMMEDIATE (`write_session`) so that two writers queue instead of failing on a lock upgrade. On a
 SQLite file, `write_session` and `read_session` (for read-only requests) are `LoopSession`s, whose
 statements run on the event loop's thread rather than aiosqlite's, and statements marked `fast` (a
-timeline page's) go to sqlite3 directly. PostgreSQL needs none of this: there both are ordinary
+timeline page's, the plain-column reads of posting, delivery and the inbox) go to sqlite3 directly. PostgreSQL needs none of this: there both are ordinary
 sessions and the marks are ignored.
 """
 
@@ -264,7 +264,7 @@ FAST = "voisinage_fast"
 
 
 def fast(statement: Any) -> Any:
-    """Mark a Core SELECT that is built once and run for every request (a timeline page's): on a SQLite
+    """Mark a Core SELECT built once with bind parameters and run often (a timeline page's): on a SQLite
     loop connection it is run through sqlite3 directly (`_fast_rows`), which costs a fifth of what
     SQLAlchemy's execution and result layers take for it; elsewhere it runs as usual."""
     return statement.execution_options(**{FAST: True})

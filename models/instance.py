@@ -33,12 +33,6 @@ class Instance(TimestampMixin, Base):
         days.add(day.isoformat())
         self.failure_days = sorted(days)
 
-    def record_success(self) -> None:
-        if self.failure_days:  # assigned only when it changes: no UPDATE for every delivery
-            self.failure_days = []
-        if self.unavailable_since is not None:
-            self.unavailable_since = None
-
     @property
     def should_be_unavailable(self) -> bool:
         return len(self.failure_days or []) >= FAILURE_DAYS_UNAVAILABLE
