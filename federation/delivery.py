@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from voisinage.models.actor import Actor
-from voisinage.models.db import dialect_insert, fast, read_session, write_session
+from voisinage.models.db import dialect_insert, fast, write_session
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, FAILED, LEASE, claim_due
@@ -30,7 +30,7 @@ from .transport import DeliveryResult, FetchError
 
 log = logging.getLogger("voisinage.federation.delivery")
 
-BATCH = 20
+BATCH = 50
 HEADERS = {"Content-Type": "application/activity+json"}
 
 
@@ -46,31 +46,40 @@ class _Job:
     host: str
     attempts: int
     body: bytes
-    signer: Actor | None
+    signer: Any  # a row with the Actor columns `local_keys.signer_for` reads, or None when gone
 
 
 async def claim_deliveries(ctx: FederationContext, limit: int = BATCH,
-                           held: set[int] | None = None) -> list[_Job]:
-    """Claim due deliveries and load what sending them needs (body and signer)."""
+                           held: set[int] | None = None) -> tuple[list[_Job], set[str]]:
+    """Claim due deliveries and load what sending them needs (body and signer), in one transaction;
+    returns the jobs and the hosts among theirs that are marked unavailable."""
     async with write_session(ctx.sessionmaker) as session:
         rows = await claim_due(session, Delivery, limit=limit, lease=LEASE, now=now_of(ctx))
+        if not rows:
+            return [], set()
+        # one query for the batch's activities (a village post's fifty share one), one for their signers
+        outgoing = {found.id: found for found in (await session.execute(
+            _OUTGOING, {"ids": sorted({row.outgoing_id for row in rows})})).all()}
+        signers = {found.id: found for found in (await session.execute(
+            _SIGNERS, {"ids": sorted({found.signer_id for found in outgoing.values()})})).all()}
+        unavailable = set(await session.scalars(_UNAVAILABLE, {"hosts": sorted({row.host for row in rows})}))
         jobs = []
-        outgoing = {}
-        if rows:  # one query for the batch's activities (a village post's fifty share one)
-            outgoing = {found.id: found for found in (await session.execute(
-                _OUTGOING, {"ids": sorted({row.outgoing_id for row in rows})})).all()}
         for row in rows:
             activity = outgoing.get(row.outgoing_id)
-            signer = await session.get(Actor, activity.signer_id) if activity else None
-            jobs.append(_Job(row.id, row.inbox_uri, row.host, row.attempts,
-                             activity.body if activity else b"", signer))
+            jobs.append(_Job(row.id, row.inbox_uri, row.host, row.attempts, activity.body if activity else b"",
+                             signers.get(activity.signer_id) if activity else None))
     if held is not None:
         held.update(job.delivery_id for job in jobs)
-    return jobs
+    return jobs, unavailable
 
 
 _OUTGOING = fast(select(OutgoingActivity.id, OutgoingActivity.signer_id, OutgoingActivity.body)
                  .where(OutgoingActivity.id.in_(bindparam("ids", expanding=True))))
+# What signing needs of a signer (`local_keys.signer_for`), without loading Actor rows.
+_SIGNERS = fast(select(Actor.id, Actor.uri, Actor.key_id, Actor.private_key_pem)
+                .where(Actor.id.in_(bindparam("ids", expanding=True))))
+_UNAVAILABLE = fast(select(Instance.host).where(Instance.host.in_(bindparam("hosts", expanding=True)),
+                                                Instance.unavailable_since.is_not(None)))
 
 
 async def send(ctx: FederationContext, job: _Job) -> DeliveryResult:
@@ -82,12 +91,6 @@ async def send(ctx: FederationContext, job: _Job) -> DeliveryResult:
         return await ctx.transport.post(job.inbox, job.body, HEADERS, sign=sign)
     except (FetchError, ValueError) as exc:
         return DeliveryResult(400, None, str(exc)[:300])
-
-
-async def _unavailable_hosts(ctx: FederationContext, hosts: set[str]) -> set[str]:
-    async with read_session(ctx.sessionmaker) as session:
-        return set(await session.scalars(select(Instance.host).where(
-            Instance.host.in_(sorted(hosts)), Instance.unavailable_since.is_not(None))))
 
 
 async def record_all(ctx: FederationContext, outcomes: list[tuple[_Job, DeliveryResult]]) -> list[str]:
@@ -191,12 +194,11 @@ async def deliver_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
     """Claim one batch of due deliveries, send them concurrently, and record every outcome in one
     transaction (a village post to fifty partners is fifty POSTs, not fifty write transactions).
     Returns how many were tried. On cancellation (shutdown) the rows stay held for Workers.release."""
-    jobs = await claim_deliveries(ctx, limit, held)
+    jobs, unavailable = await claim_deliveries(ctx, limit, held)
     if not jobs:
         return 0
     cancelled = False
     try:
-        unavailable = await _unavailable_hosts(ctx, {job.host for job in jobs})
         dropped = [job for job in jobs if job.host in unavailable]
         if dropped:
             await drop(ctx, dropped)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +37,7 @@ _loaded_private = functools.lru_cache(maxsize=1024)(load_private)
 _loaded_ed25519 = functools.lru_cache(maxsize=1024)(load_ed25519_private)
 
 
-def main_key_id(actor: Actor) -> str:
+def main_key_id(actor: KeyHolder) -> str:
     """The keyId of an actor's RSA key, as published in its document."""
     return f"{actor.uri}#main-key"
 
@@ -64,7 +65,15 @@ async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
         await session.flush()
 
 
-def private_key_of(actor: Actor) -> PrivateKey:
+class KeyHolder(Protocol):
+    """What signing reads of a local actor: an Actor, or a row of these columns (the delivery worker's)."""
+
+    uri: str
+    key_id: str | None
+    private_key_pem: str | None
+
+
+def private_key_of(actor: KeyHolder) -> PrivateKey:
     """The actor's loaded RSA private key (cached). Raises ValueError when it has none."""
     if not actor.private_key_pem or not actor.key_id:
         raise ValueError(f"actor {actor.uri} has no private key (call ensure_local_keys)")
@@ -78,7 +87,7 @@ def ed25519_private_key_of(actor: Actor) -> Ed25519PrivateKey:
     return _loaded_ed25519(actor.ed25519_private_pem)
 
 
-def signer_for(actor: Actor) -> Signer:
+def signer_for(actor: KeyHolder) -> Signer:
     """A transport `sign(method, url, headers, body) -> headers` callback signing as `actor`.
 
     draft-cavage rsa-sha256 over (request-target) host date [digest], as Mastodon expects.
