@@ -6,6 +6,7 @@ their own, with an in-process transport that routes requests between test commun
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class FederationContext:
         return (self.local_url(url) or url) if url else url
 
 
+@functools.lru_cache(maxsize=4096)  # our base URL on every call, and the same inboxes each fan-out
 def _host_without_default_port(url: str) -> str | None:
     """The normalized host[:port] of an http(s) URL, without the scheme's default port; None for others."""
     try:

@@ -6,6 +6,7 @@ lower-case, punycode, `host[:port]` with the port only when the URL names one).
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, select
@@ -15,6 +16,7 @@ from voisinage.models.db import fast
 from voisinage.models.instance import Instance, normalize_host
 
 
+@functools.lru_cache(maxsize=4096)  # the same inboxes and actor ids come again with every activity
 def host_of(url: str) -> str:
     """The normalized `host[:port]` of an absolute URL. Raises ValueError for anything else."""
     try:
