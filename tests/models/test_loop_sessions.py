@@ -126,3 +126,42 @@ async def test_a_failed_write_keeps_nothing_and_the_next_one_works(db_url):
         assert await _count(sessionmaker) == before + 1
     finally:
         await db.close_database(engine)
+
+
+async def test_a_fast_insert_of_many_rows_stores_what_sqlalchemy_would(db_url):
+    """`db.fast_insert` with a list of parameter sets is one executemany through sqlite3 on a SQLite
+    file (SQLAlchemy's own insert elsewhere): the stored values are byte for byte SQLAlchemy's, dates
+    included, and a failure inside the transaction keeps none of the rows."""
+    import datetime as dt
+
+    from sqlalchemy import bindparam, insert
+
+    from voisinage.models.meta import IdNode
+
+    engine, sessionmaker = await _open(db_url)
+    at = dt.datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=dt.UTC)
+    statement = db.fast_insert(IdNode, id=bindparam("i"), node=bindparam("n"), seen_at=bindparam("t"),
+                               created_at=bindparam("t"))
+    rows = [{"i": 900_000 + k, "n": 4000 + k, "t": at + dt.timedelta(seconds=k)} for k in range(3)]
+    raw = text("SELECT id, node, CAST(seen_at AS TEXT), CAST(created_at AS TEXT) FROM id_nodes "
+               "WHERE id >= 900000 ORDER BY id")
+    try:
+        async with db.write_session(sessionmaker) as session:
+            await session.execute(statement, rows)
+        async with sessionmaker() as session:
+            fast = [tuple(row) for row in (await session.execute(raw)).all()]
+            await session.execute(text("DELETE FROM id_nodes WHERE id >= 900000"))
+            await session.execute(insert(IdNode), [{"id": r["i"], "node": r["n"], "seen_at": r["t"],
+                                                    "created_at": r["t"]} for r in rows])
+            slow = [tuple(row) for row in (await session.execute(raw)).all()]
+            await session.execute(text("DELETE FROM id_nodes WHERE id >= 900000"))
+            await session.commit()
+        assert fast == slow and [row[1] for row in fast] == [4000, 4001, 4002]
+        with pytest.raises(RuntimeError):
+            async with db.write_session(sessionmaker) as session:
+                await session.execute(statement, rows)
+                raise RuntimeError("the request failed after the insert")
+        async with sessionmaker() as session:
+            assert (await session.execute(raw)).all() == []
+    finally:
+        await db.close_database(engine)
