@@ -17,13 +17,18 @@ TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite",
 
 class Notification(TimestampMixin, Base):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_recipient_id_id", "recipient_id", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_recipient_id_id", "recipient_id", "id"),
+        # `notify`'s check for the same notification: by post first. With the recipient's index alone,
+        # SQLite (without statistics) read every notification of the recipient for each check.
+        Index("ix_notifications_post_id_recipient_id", "post_id", "recipient_id"),
+    )
 
     id: Mapped[int] = id_column()
     recipient_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(20))
     from_actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
-    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))  # admin.report
 
 

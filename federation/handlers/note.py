@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from voisinage.models.actor import GROUP, Actor
-from voisinage.models.audience import get_readers
+from voisinage.models.audience import followers_who_see, get_readers
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.counters import add_to_counter
@@ -177,14 +177,17 @@ async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: Parse
 
 
 async def _fan_in(ictx: InboxContext, post: Post, author: Actor, mentioned: set[int], parent: Post | None) -> None:
-    """Home timelines of local readers who follow the author or are mentioned; mention notices."""
-    readers = await get_readers(ictx.session, post)
-    homes = readers & (await _followers_of(ictx, author.id) | mentioned)
-    await add_to_homes(ictx.session, post.id, post.id, homes)
+    """Home timelines of local readers who follow the author or are mentioned; mention notices.
+
+    The visibility rule is asked about these candidates only (the author's followers in one statement,
+    the few mentioned and the parent's author in another), never about every local actor."""
+    followers = {row.follower_id for row in await followers_who_see(ictx.session, post, author.id)}
     told = set(mentioned)
     if parent is not None:
         told.add(parent.author_id)
-    for recipient in sorted(told & readers):
+    told &= await get_readers(ictx.session, post, among=told) if told else set()
+    await add_to_homes(ictx.session, post.id, post.id, followers | (told & mentioned))
+    for recipient in sorted(told):
         await notify(ictx.session, recipient, "mention", author.id, post.id)
 
 

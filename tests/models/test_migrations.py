@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
@@ -72,3 +73,23 @@ async def test_statistics_make_the_planner_look_up_boosts_by_original(tmp_path):
         assert "reblog_of_id" in details, details
     finally:
         await engine.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:.*expression-based index")  # SQLite cannot reflect them
+async def test_the_migrations_build_the_schema_the_models_describe(db_url):
+    """Every table, column, index and foreign key of the models, and nothing else, after migrating a
+    fresh database: a model changed without its migration fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from voisinage.models.base import Base
+
+    engine, _ = await db.open_database(db_url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": False}),
+                                              Base.metadata))
+    finally:
+        await db.close_database(engine)
+    assert differences == []
