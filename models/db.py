@@ -321,8 +321,9 @@ class _Compiled:
         self.names: list[str] = list(compiled.positiontup or [])
         binds = compiled.binds
         self.expanding = {name for name in self.names if binds[name].expanding}
+        # the statement's own values (a literal, None included); a bind parameter without one is required
         self.defaults = {name: binds[name].value for name in self.names
-                         if name in binds and binds[name].value is not None and not binds[name].expanding}
+                         if name in binds and not binds[name].required and not binds[name].expanding}
         self.bind_processors = {name: binds[name].type._cached_bind_processor(dialect) for name in set(self.names)}
         columns = compiled._result_columns
         processors = [column.type._cached_result_processor(dialect, None) for column in columns]
