@@ -34,7 +34,7 @@ from ..keys import SESSIONMAKER, SETTINGS
 from ..services import posting
 from ..services.media import media_to_api
 from .params import Params, get_page, link_header, path_id, read_params
-from .to_api import iso, render_accounts, render_status, render_statuses
+from .to_api import iso, load_posts, render_accounts, render_status, render_statuses
 
 IDEMPOTENCY_SECONDS = 3600
 MAX_IDEMPOTENCY_KEY = 200
@@ -54,7 +54,7 @@ async def _render_committed(request: web.Request, post_id: int, actor_id: int) -
     """Answer a status just written, rendered after the commit in a read session: a write transaction
     (SQLite's one writer) is not held while the answer is made."""
     async with read_session(request.app[SESSIONMAKER]) as session:
-        post = await session.get(Post, post_id)
+        post = (await load_posts(session, [post_id])).get(post_id)
         if post is None:  # deleted by someone else in between
             raise ApiError(404, "Record not found")
         viewer = await load_viewer(session, actor_id)

@@ -196,6 +196,14 @@ async def load_actors(session: AsyncSession, ids: Iterable[int]) -> dict[int, An
     return {a.id: a for a in await _run(session, "actors", wanted)}
 
 
+async def load_posts(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any]:
+    """`status_rows()` rows by id, which render as Post objects do (one query, no ORM objects)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {p.id: p for p in await _run(session, "posts", wanted)}
+
+
 async def render_accounts(session: AsyncSession, ids: Sequence[int], base_url: str) -> list[dict[str, Any]]:
     actors = await load_actors(session, ids)
     return [account_to_api(actors[i], base_url) for i in ids if i in actors]
@@ -241,8 +249,7 @@ class StatusBatch:
             self.posts[post.id] = post
         missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
         if missing:
-            for post in await _run(session, "posts", missing):
-                self.posts[post.id] = post
+            self.posts.update(await load_posts(session, missing))
         originals = [p.id for p in self.posts.values() if not p.reblog]
         if originals:
             await self._load_relations(session, originals)

@@ -180,7 +180,7 @@ async def _post_tags(session: AsyncSession, post_id: int) -> list[str]:
 
 async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: Site) -> Post:
     """Validate and store a resident's post, its village's announce, home entries and notifications."""
-    resident = await session.get(Resident, author.id)
+    resident = (await session.execute(_DEFAULTS, {"id": author.id})).first()  # None for a village's actor
     viewer = await audience.load_viewer(session, author.id)
     # PostgreSQL's text cannot hold NUL characters; nobody means to type one.
     text = (new.text or "").replace("\x00", "")
@@ -231,6 +231,11 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
         await create_village_announce(session, post)
     await federate.post_created(session, post)  # after the announce: the Announce's id is its row's uri
     return post
+
+
+# A resident's posting defaults (the Resident row has the password hash and more: not loaded for this).
+_DEFAULTS = fast(select(Resident.default_visibility, Resident.default_language, Resident.default_sensitive)
+                 .where(Resident.actor_id == bindparam("id")))
 
 
 async def _attachable(session: AsyncSession, actor_id: int, media_ids: Sequence[int]) -> list[MediaAttachment]:
