@@ -42,7 +42,7 @@ class Profile:
     rsa_seconds: float = 1.0
     inbox_activities: int = 1000
     fanout_receivers: int = 50
-    fanout_posts: int = 20
+    fanout_posts: int = 100  # 5,000 deliveries: seconds of sending, like the other loads, not a start-up
     e2e_posts: int = 100
     e2e_concurrency: int = 8
 
