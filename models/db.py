@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import functools
 import logging
 import re
 import warnings
@@ -291,6 +292,50 @@ def fast_insert(model: Any, **values: Any) -> Any:
     return fast(insert(table).values({
         name: bindparam(value.key, type_=table.c[name].type) if isinstance(value, BindParameter) else value
         for name, value in values.items()}))
+
+
+@functools.cache
+def _insert_of_all_columns(model: Any) -> Any:
+    return fast_insert(model, **{column.name: bindparam(f"c_{column.name}") for column in model.__table__.c})
+
+
+@functools.cache
+def _column_defaults(model: Any) -> tuple[dict[str, Any], frozenset[str]]:
+    """A model's scalar column defaults (None for a nullable column without one), and the columns a
+    new row must be given (no default, or a callable one: an id, a timestamp)."""
+    defaults: dict[str, Any] = {}
+    required = set()
+    for column in model.__table__.c:
+        if column.default is not None and column.default.is_scalar:
+            defaults[column.name] = column.default.arg
+        elif column.default is None and column.nullable:
+            defaults[column.name] = None
+        else:
+            required.add(column.name)
+    return defaults, frozenset(required)
+
+
+def _full_row(model: Any, values: dict[str, Any]) -> dict[str, Any]:
+    defaults, required = _column_defaults(model)
+    missing = required - values.keys()
+    if missing:
+        raise TypeError(f"a new {model.__name__} needs {', '.join(sorted(missing))}")
+    return {**defaults, **values}
+
+
+async def insert_new(session: Any, model: Any, **values: Any) -> Any:
+    """Insert one row of `model` at once (a fast Core INSERT: no unit of work, no flush) and return a
+    transient instance with the row's values. It is not in the session: changing it saves nothing."""
+    row = _full_row(model, values)
+    await session.execute(_insert_of_all_columns(model), {f"c_{name}": value for name, value in row.items()})
+    return model(**row)
+
+
+async def insert_all(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert rows of `model` at once, in one executemany (see `insert_new`)."""
+    if rows:
+        await session.execute(_insert_of_all_columns(model),
+                              [{f"c_{name}": value for name, value in _full_row(model, row).items()} for row in rows])
 
 
 class FastRows(list):  # type: ignore[type-arg]

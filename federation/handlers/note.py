@@ -19,7 +19,7 @@ from voisinage.models.audience import followers_who_see, get_readers
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.counters import add_to_counter
-from voisinage.models.db import fast
+from voisinage.models.db import fast, insert_all, insert_new
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.notification import notify
@@ -124,16 +124,14 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     visibility, group_uri = visibility_of(parsed, author.followers_uri, groups)
     group = await get_actor(ictx.session, group_uri)
     parent = await get_post(ictx.session, parsed.in_reply_to_uri)
-    post = Post(id=new_id(), uri=parsed.uri, url=parsed.url, author_id=author.id, local=False,
-                visibility=visibility, audience_id=group.id if group else None, origin_author_id=author.id,
-                in_reply_to_id=parent.id if parent else None,
-                in_reply_to_account_id=parent.author_id if parent else None,
-                in_reply_to_uri=parsed.in_reply_to_uri, content=parsed.content,
-                spoiler_text=parsed.spoiler_text, sensitive=parsed.sensitive, language=parsed.language,
-                created_at=parsed.published or utcnow())
-    post.thread_id = (parent.thread_id or parent.id) if parent else post.id
-    ictx.session.add(post)
-    await ictx.session.flush()
+    post_id = new_id()
+    post = await insert_new(
+        ictx.session, Post, id=post_id, uri=parsed.uri, url=parsed.url, author_id=author.id, local=False,
+        visibility=visibility, audience_id=group.id if group else None, origin_author_id=author.id,
+        in_reply_to_id=parent.id if parent else None, in_reply_to_account_id=parent.author_id if parent else None,
+        in_reply_to_uri=parsed.in_reply_to_uri, thread_id=(parent.thread_id or parent.id) if parent else post_id,
+        content=parsed.content, spoiler_text=parsed.spoiler_text, sensitive=parsed.sensitive,
+        language=parsed.language, created_at=parsed.published or utcnow())
     await store_remote_media(ictx.session, post, parsed.attachments)
     if parsed.poll is not None:
         await store_remote_poll(ictx.session, post, parsed.poll)
@@ -169,10 +167,9 @@ _KNOWN = fast(select(Actor.uri, Actor.id).where(Actor.uri.in_(bindparam("uris", 
 
 async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: ParsedNote) -> set[int]:
     mentioned = await _mentioned_ids(ictx, parsed.mentions)
-    ictx.session.add_all(Mention(post_id=post.id, actor_id=actor_id) for actor_id in mentioned)
-    for name in dict.fromkeys(n for n in parsed.hashtags if n):
-        ictx.session.add(PostTag(post_id=post.id, name=name, canonical=canonical(name)[:100]))
-    await ictx.session.flush()
+    await insert_all(ictx.session, Mention, [{"post_id": post.id, "actor_id": actor_id} for actor_id in mentioned])
+    await insert_all(ictx.session, PostTag, [{"post_id": post.id, "name": name, "canonical": canonical(name)[:100]}
+                                             for name in dict.fromkeys(n for n in parsed.hashtags if n)])
     return mentioned
 
 

@@ -32,7 +32,7 @@ from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.conversation import Conversation
 from voisinage.models.counters import add_to_counter
-from voisinage.models.db import dialect_insert, fast
+from voisinage.models.db import dialect_insert, fast, insert_all, insert_new
 from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
@@ -201,8 +201,8 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
     sensitive = new.sensitive if new.sensitive is not None else bool(resident and resident.default_sensitive)
 
     post_id = new_id()
-    post = Post(
-        id=post_id, uri=post_uri(site.base_url, author.uri, post_id), author_id=author.id, local=True,
+    post = await insert_new(
+        session, Post, id=post_id, uri=post_uri(site.base_url, author.uri, post_id), author_id=author.id, local=True,
         visibility=visibility, audience_id=audience_id, origin_author_id=author.id,
         in_reply_to_id=parent.id if parent else None,
         in_reply_to_account_id=parent.author_id if parent else None,
@@ -212,8 +212,6 @@ async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: 
         sensitive=bool(sensitive or spoiler_text), language=language,
         application_id=new.application_id, created_at=utcnow(),
     )
-    session.add(post)
-    await session.flush()
     await _store_mentions_and_tags(session, post, rendered.mentions, rendered.tags)
     media_service.attach_media(media, post.id)
     if new.poll is not None:
@@ -279,12 +277,9 @@ def _placement(author: Viewer, visibility: str, parent: Post | None) -> tuple[st
 
 async def _store_mentions_and_tags(session: AsyncSession, post: Post, mentions: list[int],
                                    tags: list[str]) -> None:
-    for actor_id in mentions:
-        session.add(Mention(post_id=post.id, actor_id=actor_id))
-    for name in tags:
-        session.add(PostTag(post_id=post.id, name=name[:MAX_TAG_LENGTH],
-                            canonical=canonical(name)[:MAX_TAG_LENGTH]))
-    await session.flush()
+    await insert_all(session, Mention, [{"post_id": post.id, "actor_id": actor_id} for actor_id in mentions])
+    await insert_all(session, PostTag, [{"post_id": post.id, "name": name[:MAX_TAG_LENGTH],
+                                         "canonical": canonical(name)[:MAX_TAG_LENGTH]} for name in tags])
 
 
 async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetime) -> None:
@@ -316,9 +311,7 @@ async def create_village_announce(session: AsyncSession, post: Post) -> Post | N
     village_actor = (await session.execute(_LOCAL_VILLAGE, {"id": post.audience_id})).first()
     if village_actor is None:
         return None  # a thread of a partner's village: that village announces it, not us
-    announce = _boost_row(post, village_actor)
-    session.add(announce)
-    await session.flush()
+    announce = await insert_new(session, Post, **_boost_values(post, village_actor))
     await _count_new_status(session, village_actor.id, announce.created_at)
     followers = await followers_who_see(session, announce, village_actor.id)
     await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
@@ -331,16 +324,14 @@ _LOCAL_VILLAGE = fast(select(Actor.id, Actor.uri).join(Village, Village.actor_id
                       .where(Actor.id == bindparam("id")))
 
 
-def _boost_row(original: Post, booster: Any) -> Post:
-    """A boost by `booster` (an Actor, or a row with its `id` and `uri`). A boost carries its original's
-    audience, so it reaches no one the original did not."""
+def _boost_values(original: Post, booster: Any) -> dict[str, Any]:
+    """The row of a boost by `booster` (an Actor, or a row with its `id` and `uri`). A boost carries its
+    original's audience, so it reaches no one the original did not."""
     boost_id = new_id()
-    return Post(
-        id=boost_id, uri=announce_uri(booster.uri, boost_id), author_id=booster.id, local=True,
-        visibility=original.visibility, audience_id=original.audience_id,
-        origin_author_id=original.origin_author_id, reblog=True, reblog_of_id=original.id,
-        created_at=utcnow(),
-    )
+    return {"id": boost_id, "uri": announce_uri(booster.uri, boost_id), "author_id": booster.id, "local": True,
+            "visibility": original.visibility, "audience_id": original.audience_id,
+            "origin_author_id": original.origin_author_id, "reblog": True, "reblog_of_id": original.id,
+            "created_at": utcnow()}
 
 
 # --- boosts ---------------------------------------------------------------------------------------
@@ -358,7 +349,7 @@ async def create_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
         select(Post).where(Post.author_id == booster.id, Post.reblog_of_id == original.id))
     if existing is not None:
         return existing
-    boost = _boost_row(original, booster)
+    boost = Post(**_boost_values(original, booster))  # an ORM object: the answer refreshes it
     session.add(boost)
     await session.flush()
     await _count_new_status(session, booster.id, boost.created_at)

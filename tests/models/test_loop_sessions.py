@@ -165,3 +165,29 @@ async def test_a_fast_insert_of_many_rows_stores_what_sqlalchemy_would(db_url):
             assert (await session.execute(raw)).all() == []
     finally:
         await db.close_database(engine)
+
+
+async def test_insert_new_stores_the_row_it_returns_and_refuses_a_row_without_its_id(db_url):
+    """`db.insert_new` writes at once, with the columns' defaults, and returns an instance of exactly the
+    stored values; a row missing a column without a scalar default is refused before anything is sent."""
+    import datetime as dt
+
+    from voisinage.models.meta import IdNode
+
+    engine, sessionmaker = await _open(db_url)
+    at = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
+    try:
+        async with db.write_session(sessionmaker) as session:
+            made = await db.insert_new(session, IdNode, id=910_001, created_at=at)
+            await db.insert_all(session, IdNode, [{"id": 910_002, "node": 7, "created_at": at}])
+            with pytest.raises(TypeError, match="needs created_at"):
+                await db.insert_new(session, IdNode, id=910_003)
+        assert (made.id, made.node, made.seen_at, made.created_at) == (910_001, None, None, at)
+        async with sessionmaker() as session:
+            stored = {row.id: (row.node, row.seen_at, row.created_at)
+                      for row in await session.scalars(select(IdNode).where(IdNode.id >= 910_000))}
+            await session.execute(text("DELETE FROM id_nodes WHERE id >= 910000"))
+            await session.commit()
+        assert stored == {910_001: (None, None, at), 910_002: (7, None, at)}
+    finally:
+        await db.close_database(engine)
