@@ -139,6 +139,11 @@ async def _mentioned(session: AsyncSession, post: Post) -> list[Actor]:
 _MENTIONED = select(Actor).join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == bindparam("post"))
 
 
+# What delivering to a post's mentioned actors needs (`inboxes_of`): plain rows, no Actor objects.
+_MENTIONED_INBOXES = fast(select((Actor.domain == "").label("local"), Actor.shared_inbox_uri, Actor.inbox_uri)
+                          .join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == bindparam("post")))
+
+
 async def _tags(session: AsyncSession, post: Post) -> list[str]:
     return list(await session.scalars(_TAGS, {"post": post.id}))
 
@@ -200,7 +205,7 @@ async def post_recipients(session: AsyncSession, post: Post) -> tuple[int | None
     """(announcing village's actor id, inboxes for its Announce, inboxes for the author's Create) of a
     local post."""
     group = (await session.execute(_AUDIENCE, {"id": post.audience_id})).first() if post.audience_id else None
-    mentioned: list[Any] = [a for a in await _mentioned(session, post) if not a.local]
+    mentioned: list[Any] = [a for a in await session.execute(_MENTIONED_INBOXES, {"post": post.id}) if not a.local]
     mentioned += await _remote_thread(session, post, group)
     if post.visibility == DIRECT:
         return None, [], inboxes_of(mentioned)

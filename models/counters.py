@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .db import fast
+
 
 async def add_to_counter(session: AsyncSession, model: Any, row_id: int, column: str, delta: int,
                          **also: Any) -> None:
@@ -16,14 +18,18 @@ async def add_to_counter(session: AsyncSession, model: Any, row_id: int, column:
     sets other columns of the row at once. Loaded objects keep their old count (the caller refreshes
     what it renders)."""
     statement = _counter_statement(model, column, delta > 0, tuple(sorted(also)))
-    await session.execute(statement, {"row_id": row_id, "delta": delta, **also})
+    stamps = {c.name: c.onupdate.arg(None) for c in model.__table__.c if c.onupdate is not None and c.name not in also}
+    await session.execute(statement, {"row_id": row_id, "delta": delta, **stamps, **also})
 
 
 @functools.lru_cache(maxsize=64)
 def _counter_statement(model: Any, column: str, growing: bool, also: tuple[str, ...]) -> Any:
-    """Built once per kind of counter (building a statement costs more than running this one)."""
+    """Built once per kind of counter (building a statement costs more than running this one); a fast
+    statement, so the row's `onupdate` columns (an actor's `updated_at`) are set by the caller."""
     table = model.__table__
     col, delta = table.c[column], bindparam("delta", type_=table.c[column].type)
     value = col + delta if growing else case((col + delta > 0, col + delta), else_=0)
-    return (update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type))
-            .values({column: value, **{name: bindparam(name, type_=table.c[name].type) for name in also}}))
+    stamped = [c.name for c in table.c if c.onupdate is not None and c.name not in also]
+    return fast(update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type))
+                .values({column: value, **{name: bindparam(name, type_=table.c[name].type)
+                                           for name in (*also, *stamped)}}))

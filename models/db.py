@@ -362,6 +362,9 @@ class _Compiled:
 
     def __init__(self, statement: Any, dialect: Any) -> None:
         compiled = statement.compile(dialect=dialect)
+        computed = [*compiled.insert_prefetch, *compiled.update_prefetch]
+        if computed:  # SQLAlchemy's execution would compute these; this path would write NULL
+            raise ValueError(f"a fast statement must set {', '.join(c.name for c in computed)} itself")
         self.sql: str = compiled.string
         self.names: list[str] = list(compiled.positiontup or [])
         binds = compiled.binds

@@ -191,3 +191,22 @@ async def test_insert_new_stores_the_row_it_returns_and_refuses_a_row_without_it
         assert stored == {910_001: (None, None, at), 910_002: (7, None, at)}
     finally:
         await db.close_database(engine)
+
+
+async def test_a_fast_statement_that_needs_computed_defaults_is_refused(db_url):
+    """SQLAlchemy computes `onupdate` values (an actor's `updated_at`) as it executes; the fast path does
+    not, so a fast statement leaving one to it is refused rather than writing NULL."""
+    from sqlalchemy import bindparam, update
+
+    from voisinage.models.actor import Actor
+
+    _sqlite_path(db_url)
+    engine, sessionmaker = await _open(db_url)
+    table = Actor.__table__
+    statement = db.fast(update(table).where(table.c.id == bindparam("row")).values(statuses_count=1))
+    try:
+        with pytest.raises(ValueError, match="must set updated_at itself"):
+            async with db.write_session(sessionmaker) as session:
+                await session.execute(statement, {"row": 1})
+    finally:
+        await db.close_database(engine)
