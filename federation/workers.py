@@ -37,7 +37,7 @@ DELIVERY_LOOPS = 4
 _INSTANCE_READY = "\x00instance-actor-ready"
 WAKE = web.AppKey("federation_wake", asyncio.Event)
 
-Batch = Callable[[FederationContext, int, set[int]], Awaitable[int]]
+Batch = Callable[..., Awaitable[int]]  # (ctx, *, held) -> rows taken: inbox_worker / delivery
 
 
 async def ensure_instance_actor(ctx: FederationContext) -> None:
@@ -78,7 +78,7 @@ class Workers:
         """Run `batch` until stopped; sleep a little when it found nothing."""
         while not self.stopping:
             try:
-                found = await batch(self.ctx, 20, held)
+                found = await batch(self.ctx, held=held)  # each queue's own batch size
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug or a database hiccup must not kill the loop
