@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import ACTOR_BY_URI, APPLICATION, GROUP, PERSON, SERVICE, Actor
+from voisinage.models.db import fast
 from voisinage.models.html import sanitize
 from voisinage.models.ids import new_id
 from voisinage.models.instance import normalize_host
@@ -45,6 +46,7 @@ __all__ = [
     "UnknownActor",
     "clean_text",
     "get_remote_actor",
+    "known_key_owner",
     "parse_actor",
     "proof_key_for",
     "public_key_for",
@@ -411,6 +413,27 @@ async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: 
     key = _load_key(actor)
     ctx.key_cache[key_id] = (actor.id, key)
     return actor, key
+
+
+async def known_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str) -> tuple[Any, Any] | None:
+    """(owner, loaded public key) for a partner's keyId whose key is cached, the owner as a plain row of
+    what accepting an inbox activity reads (id, uri, domain, local, key_id, suspended_at: read afresh,
+    an admin may have just suspended it); None when `public_key_for` must look further. Raises
+    NotPartner first, as `public_key_for` does."""
+    if ctx.is_local_url(key_id):
+        return None
+    await _require_partner(session, key_id)
+    cached = ctx.key_cache.get(key_id)
+    if cached is None:
+        return None
+    owner = (await session.execute(_KEY_OWNER, {"id": cached[0]})).first()
+    if owner is None or owner.key_id != key_id:
+        return None
+    return owner, cached[1]
+
+
+_KEY_OWNER = fast(select(Actor.id, Actor.uri, Actor.domain, (Actor.domain == "").label("local"), Actor.key_id,
+                         Actor.suspended_at).where(Actor.id == bindparam("id")))
 
 
 async def proof_key_for(ctx: FederationContext, session: AsyncSession, method_id: str, *,

@@ -93,9 +93,12 @@ def _now(ctx: FederationContext) -> dt.datetime:
 
 
 async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool,
-               fetch: bool = True) -> tuple[Actor, Any]:
+               fetch: bool = True) -> tuple[Any, Any]:
+    """(signer, key): usually a cached key and its owner as a plain row (`actors.known_key_owner`),
+    else an Actor from `actors.public_key_for` (from the database, or fetched)."""
     try:
-        return await actors.public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
+        found = None if refresh else await actors.known_key_owner(ctx, session, key_id)
+        return found or await actors.public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
     except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
         raise Refused(401, f"key {key_id[:200]}: {exc}") from None
 
