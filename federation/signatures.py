@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, cast
 from urllib.parse import urlsplit
 
-import http_sf
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
@@ -417,6 +416,8 @@ def _verify_cavage(
 
 def _sf_dictionary(value: str | None, what: str) -> dict[str, Any]:
     """Parse a Structured Field Dictionary (RFC 8941) or raise SignatureError."""
+    import http_sf  # on first use: only RFC 9421 signatures need it (twenty modules at start-up)
+
     try:
         parsed = http_sf.parse((value or "").encode("ascii"), tltype="dictionary")
     except Exception as exc:  # http_sf raises its own error types, and UnicodeEncodeError
