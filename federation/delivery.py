@@ -54,7 +54,8 @@ async def claim_deliveries(ctx: FederationContext, limit: int = BATCH,
     """Claim due deliveries and load what sending them needs (body and signer), in one transaction;
     returns the jobs and the hosts among theirs that are marked unavailable."""
     async with write_session(ctx.sessionmaker) as session:
-        rows = await claim_due(session, Delivery, limit=limit, lease=LEASE, now=now_of(ctx))
+        rows = await claim_due(session, Delivery, limit=limit, lease=LEASE, now=now_of(ctx),
+                               columns=("inbox_uri", "host", "attempts", "outgoing_id"))
         if not rows:
             return [], set()
         # one query for the batch's activities (a village post's fifty share one), one for their signers

@@ -48,12 +48,12 @@ class QueueMixin:
 
 
 async def claim_due(session: AsyncSession, model: type[Q], *, limit: int, lease: dt.timedelta,
-                    now: dt.datetime | None = None) -> list[Any]:
-    """Take up to `limit` due rows for this worker until `now + lease`; the caller commits. Returns the
-    rows' columns (plain rows, not ORM objects: a worker reads them, and the ORM took a third of the
-    delivery loop's claim), due first."""
+                    now: dt.datetime | None = None, columns: tuple[str, ...] = ()) -> list[Any]:
+    """Take up to `limit` due rows for this worker until `now + lease`; the caller commits. Returns
+    plain rows (a worker reads them; the ORM took a third of the delivery loop's claim) of `id`,
+    `next_attempt_at` and `columns`, due first."""
     now = now or utcnow()
-    statement = _claim_statement(model, session.bind.dialect.name == "postgresql")
+    statement = _claim_statement(model, session.bind.dialect.name == "postgresql", columns)
     rows = (await session.execute(statement, {"now": now, "until": now + lease, "limit": limit})).all()
     # RETURNING gives rows in the order they were updated, not the ORDER BY's: a Create and its Delete
     # claimed together must still be handled in the order they arrived.
@@ -61,7 +61,7 @@ async def claim_due(session: AsyncSession, model: type[Q], *, limit: int, lease:
 
 
 @functools.cache
-def _claim_statement(model: Any, skip_locked: bool) -> Any:
+def _claim_statement(model: Any, skip_locked: bool, columns: tuple[str, ...]) -> Any:
     """`UPDATE ... RETURNING` of the due rows, built once per queue (PostgreSQL: `FOR UPDATE SKIP LOCKED`
     so that concurrent workers never take the same row; SQLite's writes are serial)."""
     table = model.__table__
@@ -72,8 +72,9 @@ def _claim_statement(model: Any, skip_locked: bool) -> Any:
            .order_by(table.c.next_attempt_at).limit(bindparam("limit", type_=Integer())))
     if skip_locked:
         ids = ids.with_for_update(skip_locked=True)
+    returned = [table.c[name] for name in dict.fromkeys(("id", "next_attempt_at", *columns))]
     return fast(update(table).where(table.c.id.in_(ids.scalar_subquery()))
-                .values(locked_until=bindparam("until", type_=UtcDateTime())).returning(*table.c))
+                .values(locked_until=bindparam("until", type_=UtcDateTime())).returning(*returned))
 
 
 async def renew_claims(session: AsyncSession, model: type[Q], ids: Iterable[int], *, lease: dt.timedelta,
