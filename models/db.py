@@ -325,7 +325,8 @@ def _full_row(model: Any, values: dict[str, Any]) -> dict[str, Any]:
 
 async def insert_new(session: Any, model: Any, **values: Any) -> Any:
     """Insert one row of `model` at once (a fast Core INSERT: no unit of work, no flush) and return a
-    transient instance with the row's values. It is not in the session: changing it saves nothing."""
+    transient instance with the row's values (the model's attributes are named as its columns). It is
+    not in the session: changing it saves nothing."""
     row = _full_row(model, values)
     await session.execute(_insert_of_all_columns(model), {f"c_{name}": value for name, value in row.items()})
     return model(**row)
