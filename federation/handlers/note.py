@@ -227,12 +227,10 @@ async def on_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
     if original is None or original.reblog_of_id is not None:
         return
     booster = ictx.signer
-    boost = Post(id=new_id(), uri=str(activity["id"]), author_id=booster.id, local=False,
-                 visibility=original.visibility, audience_id=original.audience_id,
-                 origin_author_id=original.origin_author_id, reblog=True, reblog_of_id=original.id,
-                 created_at=utcnow())
-    ictx.session.add(boost)
-    await ictx.session.flush()
+    boost = await insert_new(ictx.session, Post, id=new_id(), uri=str(activity["id"]), author_id=booster.id,
+                             local=False, visibility=original.visibility, audience_id=original.audience_id,
+                             origin_author_id=original.origin_author_id, reblog=True, reblog_of_id=original.id,
+                             created_at=utcnow())
     readers = await get_readers(ictx.session, boost)
     if not booster.is_group:
         readers &= await _followers_of(ictx, booster.id)
