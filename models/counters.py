@@ -18,8 +18,14 @@ async def add_to_counter(session: AsyncSession, model: Any, row_id: int, column:
     sets other columns of the row at once. Loaded objects keep their old count (the caller refreshes
     what it renders)."""
     statement = _counter_statement(model, column, delta > 0, tuple(sorted(also)))
-    stamps = {c.name: c.onupdate.arg(None) for c in model.__table__.c if c.onupdate is not None and c.name not in also}
+    stamps = {c.name: c.onupdate.arg(None) for c in _stamped(model) if c.name not in also}
     await session.execute(statement, {"row_id": row_id, "delta": delta, **stamps, **also})
+
+
+@functools.cache
+def _stamped(model: Any) -> tuple[Any, ...]:
+    """The model's columns with an `onupdate` value (an actor's `updated_at`)."""
+    return tuple(c for c in model.__table__.c if c.onupdate is not None)
 
 
 @functools.lru_cache(maxsize=64)
@@ -29,7 +35,7 @@ def _counter_statement(model: Any, column: str, growing: bool, also: tuple[str, 
     table = model.__table__
     col, delta = table.c[column], bindparam("delta", type_=table.c[column].type)
     value = col + delta if growing else case((col + delta > 0, col + delta), else_=0)
-    stamped = [c.name for c in table.c if c.onupdate is not None and c.name not in also]
+    stamped = [c.name for c in _stamped(model) if c.name not in also]
     return fast(update(table).where(table.c.id == bindparam("row_id", type_=table.c.id.type))
                 .values({column: value, **{name: bindparam(name, type_=table.c[name].type)
                                            for name in (*also, *stamped)}}))
