@@ -17,6 +17,8 @@ import datetime as dt
 import functools
 import logging
 import re
+import sqlite3
+import threading
 import warnings
 import weakref
 from collections.abc import AsyncIterator
@@ -447,12 +449,73 @@ def loop_engine(engine: AsyncEngine, role: str) -> Engine | None:
     engines = engine.sync_engine.__dict__.setdefault(_LOOP_ENGINES, {})
     made = engines.get(role)
     if made is None:
-        pragmas = ("query_only=ON",) if role == "reader" else ("busy_timeout=0",)
+        pragmas = ("query_only=ON",) if role == "reader" else ("busy_timeout=0",
+                                                                f"wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
         made = create_engine(engine.url.set(drivername="sqlite"), pool_size=2, max_overflow=-1,
                              execution_options={"sqlite_write": role == "writer"})
         _tune_sqlite(made, *pragmas)
         engines[role] = made
     return made
+
+
+# The loop writer leaves WAL checkpoints to `checkpointing`'s thread; past this many pages of WAL (16 MB)
+# it checkpoints itself, on the loop, as SQLite does by default every 1,000 pages (where no checkpointer
+# runs: a test's engine; or one that cannot keep up).
+WRITER_AUTOCHECKPOINT_PAGES = 4000
+CHECKPOINT_SECONDS = 0.2  # after a commit, how long the checkpointer lets further commits gather
+
+
+@contextlib.asynccontextmanager
+async def checkpointing(engine: AsyncEngine) -> AsyncIterator[None]:
+    """While the block runs, copy a SQLite file's write-ahead log back into the database on a thread of
+    its own, shortly after the loop writer commits.
+
+    By default SQLite does that work inside the commit that takes the log past 1,000 pages: on the event
+    loop's thread (our writes run there), which then stops every request for the copy and its fsync. A
+    passive checkpoint takes no lock that readers or the writer wait for, and sqlite3 lets go of the GIL
+    while it runs, so on a second core it costs the loop little. Nothing on other databases."""
+    writer = loop_engine(engine, "writer")
+    if writer is None:
+        yield
+        return
+    wake, stop = threading.Event(), threading.Event()
+
+    def committed(connection: Any) -> None:
+        wake.set()
+
+    event.listen(writer, "commit", committed)
+    thread = threading.Thread(target=_checkpoint_loop, args=(str(engine.url.database), wake, stop),
+                              name="sqlite-checkpoint", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        event.remove(writer, "commit", committed)
+        stop.set()
+        wake.set()
+        await asyncio.to_thread(thread.join)
+
+
+def _checkpoint_loop(path: str, wake: threading.Event, stop: threading.Event) -> None:
+    log = logging.getLogger("voisinage.db")
+    try:
+        connection = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        log.warning("no WAL checkpointer: cannot open %s; the writer checkpoints itself", path, exc_info=True)
+        return
+    try:
+        connection.execute("PRAGMA synchronous=NORMAL")  # as the writers: a checkpoint syncs like them
+        while not stop.is_set():
+            wake.wait()
+            wake.clear()  # a commit from now on wakes us again
+            if stop.wait(CHECKPOINT_SECONDS):
+                return  # closing the file's last connection checkpoints it anyway
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:  # a hiccup (disk full...): the next commit wakes us again
+                log.warning("WAL checkpoint failed", exc_info=True)
+    finally:
+        connection.close()
 
 
 def writes_on_loop(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:

@@ -46,7 +46,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[middleware.API_LIMITER] = LocalCounters() if engine.dialect.name == "sqlite" else None
     async with db.write_session(sessionmaker) as session:
         app[SECRET] = await get_or_create_secret(session, "secret_key")
-    async with db.keeping_node(sessionmaker):
+    async with db.keeping_node(sessionmaker), db.checkpointing(engine):
         yield
     await bus.close()
     await db.close_database(engine)

@@ -96,7 +96,7 @@ async def _with_database(url: str, work: Work[T]) -> T:
         shown = make_url(url).render_as_string(hide_password=True)
         raise DatabaseUnavailable(f"cannot open the database {shown}: {first_line(exc)}") from None
     try:
-        async with db.keeping_node(sessionmaker):
+        async with db.keeping_node(sessionmaker), db.checkpointing(engine):
             return await work(sessionmaker)
     finally:
         await db.close_database(engine)

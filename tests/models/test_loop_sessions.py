@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -208,5 +209,58 @@ async def test_a_fast_statement_that_needs_computed_defaults_is_refused(db_url):
         with pytest.raises(ValueError, match="must set updated_at itself"):
             async with db.write_session(sessionmaker) as session:
                 await session.execute(statement, {"row": 1})
+    finally:
+        await db.close_database(engine)
+
+
+def _rows_in_main_file(path: str) -> int:
+    """MetaValue rows in the database file itself, ignoring the write-ahead log: what checkpoints copied."""
+    connection = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return connection.execute("SELECT count(*) FROM meta").fetchone()[0]
+    finally:
+        connection.close()
+
+
+async def _write_rows(sessionmaker, prefix: str, count: int) -> None:
+    for i in range(count):
+        async with db.write_session(sessionmaker) as session:
+            session.add(MetaValue(key=f"{prefix}{i}", value="x" * 200))
+
+
+async def test_checkpoints_run_off_the_loop_and_stop_with_the_block(db_url):
+    """The loop writer leaves the write-ahead log to the checkpointer's thread: without it, a few commits
+    stay in the log only (the writer's own threshold is far); with it, they reach the database file
+    soon after their commit; the thread ends with the block."""
+    path = _sqlite_path(db_url)
+    engine, sessionmaker = await _open(db_url)
+    try:
+        before = _rows_in_main_file(path)
+        await _write_rows(sessionmaker, "unchecked", 20)
+        await asyncio.sleep(db.CHECKPOINT_SECONDS * 3)
+        assert _rows_in_main_file(path) == before  # nothing copied the log back yet
+
+        async with db.checkpointing(engine):
+            assert [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+            await _write_rows(sessionmaker, "checked", 5)
+            deadline = time.monotonic() + 10
+            while _rows_in_main_file(path) < before + 25 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert _rows_in_main_file(path) == before + 25
+        assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+        assert await _count(sessionmaker) == before + 25
+    finally:
+        await db.close_database(engine)
+
+
+async def test_checkpointing_is_nothing_on_other_databases(db_url):
+    if db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has no write-ahead log of ours to copy")
+    engine, sessionmaker = await _open(db_url)
+    try:
+        async with db.checkpointing(engine):
+            assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoint"]
+            await _write_rows(sessionmaker, "pg", 2)
+        assert await _count(sessionmaker) >= 2
     finally:
         await db.close_database(engine)
