@@ -156,7 +156,7 @@ async def create_status(request: web.Request) -> web.Response:
         async with write_session(request.app[SESSIONMAKER]) as session:
             post = await _replayed(session, me, key) if key else None
             if post is None:
-                author = await session.get(Actor, me)
+                author = (await session.execute(posting.AUTHOR, {"id": me})).one()
                 post = await posting.create_post(session, author, new, _site(request))
                 if key:
                     session.add(IdempotentResult(actor_id=me, key=key, post_id=post.id))

@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -178,7 +178,18 @@ async def _post_tags(session: AsyncSession, post_id: int) -> list[str]:
 
 # --- creating a post ------------------------------------------------------------------------------
 
-async def create_post(session: AsyncSession, author: Actor, new: NewPost, site: Site) -> Post:
+class Author(Protocol):
+    """What posting reads of a new post's author: an Actor, or a row of `AUTHOR`."""
+
+    id: int
+    uri: str
+
+
+# A new post's author as posting reads it (the Actor row has keys and much more: not loaded for this).
+AUTHOR = fast(select(Actor.id, Actor.uri).where(Actor.id == bindparam("id")))
+
+
+async def create_post(session: AsyncSession, author: Author, new: NewPost, site: Site) -> Post:
     """Validate and store a resident's post, its village's announce, home entries and notifications."""
     resident = (await session.execute(_DEFAULTS, {"id": author.id})).first()  # None for a village's actor
     viewer = await audience.load_viewer(session, author.id)
