@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from . import ids
 
@@ -331,7 +331,18 @@ async def insert_new(session: Any, model: Any, **values: Any) -> Any:
     not in the session: changing it saves nothing."""
     row = _full_row(model, values)
     await session.execute(_insert_of_all_columns(model), {f"c_{name}": value for name, value in row.items()})
-    return model(**row)
+    return _transient(model, row)
+
+
+def _transient(model: Any, row: dict[str, Any]) -> Any:
+    """An instance of `model` holding `row` as loaded values (as the ORM's loading does: 2 us where the
+    constructor's attribute events take 45 for a Post)."""
+    mapper = model.__mapper__
+    if not mapper.configured:
+        configure_mappers()
+    instance = mapper.class_manager.new_instance()
+    instance.__dict__.update(row)
+    return instance
 
 
 async def insert_all(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
