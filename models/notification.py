@@ -8,8 +8,9 @@ from sqlalchemy import ForeignKey, Index, String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, TimestampMixin, id_column
-from .db import fast
+from .base import Base, TimestampMixin, id_column, utcnow
+from .db import fast, insert_new
+from .ids import new_id
 
 TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "poll", "update",
          "admin.sign_up", "admin.report")
@@ -45,7 +46,8 @@ _EXISTING_WITHOUT_POST = _existing(Notification.post_id.is_(None))
 
 async def notify(session: AsyncSession, recipient_id: int, kind: str, from_actor_id: int,
                  post_id: int | None = None) -> Notification | None:
-    """Add a notification unless it would notify someone of their own act or repeat an existing one."""
+    """Add a notification unless it would notify someone of their own act or repeat an existing one (a
+    fast insert: the returned instance is not in the session)."""
     if recipient_id == from_actor_id and kind not in ("poll", "update"):
         return None
     statement, parameters = _EXISTING, {"recipient": recipient_id, "kind": kind, "sender": from_actor_id}
@@ -55,7 +57,5 @@ async def notify(session: AsyncSession, recipient_id: int, kind: str, from_actor
         parameters["post"] = post_id
     if (await session.execute(statement, parameters)).first() is not None:
         return None
-    notification = Notification(recipient_id=recipient_id, kind=kind, from_actor_id=from_actor_id,
-                                post_id=post_id)
-    session.add(notification)
-    return notification
+    return await insert_new(session, Notification, id=new_id(), recipient_id=recipient_id, kind=kind,  # type: ignore[no-any-return]
+                            from_actor_id=from_actor_id, post_id=post_id, created_at=utcnow())

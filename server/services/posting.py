@@ -168,7 +168,6 @@ async def _notify(session: AsyncSession, recipient_id: int, kind: str, from_acto
     """`models.notification.notify`, then a live event for the recipient's open streams."""
     note = await notify(session, recipient_id, kind, from_actor_id, post_id)
     if note is not None:
-        await session.flush()
         await queue_event(session, Event("notification", note.id, audience=(recipient_id,)))
 
 
