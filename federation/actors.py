@@ -330,8 +330,10 @@ async def _signed_get(ctx: FederationContext, session: AsyncSession, url: str, *
 
 
 async def get_remote_actor(ctx: FederationContext, session: AsyncSession, uri: str, *,
-                           refresh: bool = False) -> Actor:
+                           refresh: bool = False, loaded: Actor | None = None) -> Actor:
     """The actor at `uri`: the stored row, or fetched (signed by our instance actor) and stored.
+    `loaded` is a stored actor the caller already has (an activity's signer), used when it is the one
+    at `uri` instead of reading it again; the partner check is made all the same.
 
     Our own URLs are looked up locally, never fetched. Raises NotPartner (before any request),
     FetchError (transport), ApParseError (unusable document), UnknownActor (unknown local URL).
@@ -340,7 +342,10 @@ async def get_remote_actor(ctx: FederationContext, session: AsyncSession, uri: s
     if ctx.is_local_url(uri):
         return await _local_actor(session, uri)
     await _require_partner(session, uri)
-    actor = await session.scalar(ACTOR_BY_URI, {"uri": uri})
+    if loaded is not None and loaded.uri == uri and loaded.domain:
+        actor: Actor | None = loaded
+    else:
+        actor = await session.scalar(ACTOR_BY_URI, {"uri": uri})
     if actor is not None and not refresh:
         return actor
     _, doc = await _signed_get(ctx, session, uri)

@@ -112,14 +112,13 @@ _FOLLOWERS = fast(select(Follow.follower_id).where(Follow.target_id == bindparam
 async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     """The Post of a trusted note document: the existing row, or a new one with its fan-in."""
     parsed = parse_note(doc)
-    existing = await get_post(ictx.session, parsed.uri)
-    if existing is not None:
-        return existing
+    if (await ictx.session.execute(_KNOWN_POST, {"uri": parsed.uri})).first() is not None:
+        return await get_post(ictx.session, parsed.uri)  # the existing row (rare: most notes are new)
     tombstone = (await ictx.session.execute(_TOMBSTONE, {"uri": parsed.uri})).first()
     if tombstone is not None and tombstone.deleter_uri == parsed.author_uri:
         log.info("note %s was deleted by its author before it arrived: not stored", parsed.uri)
         return None
-    author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri)
+    author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri, loaded=ictx.signer)
     groups = await _known_groups(ictx, parsed)
     visibility, group_uri = visibility_of(parsed, author.followers_uri, groups)
     group = await get_actor(ictx.session, group_uri)
@@ -145,6 +144,7 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
 
 
 _TOMBSTONE = fast(select(Tombstone.deleter_uri).where(Tombstone.uri == bindparam("uri")))
+_KNOWN_POST = fast(select(Post.id).where(Post.uri == bindparam("uri")))
 
 
 async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
