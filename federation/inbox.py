@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import dialect_insert, fast, read_session, write_session
+from voisinage.models.db import dialect_insert, fast, read_session, write_session, writes_on_loop
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
@@ -201,13 +202,35 @@ class StoreBatcher:
                                   "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})
         hosts = sorted({signer.domain for _, signer, _ in batch})
         async with write_session(self.ctx.sessionmaker) as session:
-            statement = (dialect_insert(session)(InboxItem).values(list(rows.values()))
-                         .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(InboxItem.activity_uri))
-            stored = {uri: True for uri in await session.scalars(statement)}
-            await session.execute(update(Instance).where(
-                Instance.host.in_(hosts), Instance.unavailable_since.is_not(None))
-                .values(unavailable_since=None, failure_days=[]))
+            if writes_on_loop(self.ctx.sessionmaker):
+                # SQLite on the loop: a fast statement per row costs less than building the batch's one
+                stored = {}
+                for row in rows.values():
+                    if (await session.execute(_store_one(), row)).first() is not None:
+                        stored[row["activity_uri"]] = True
+            else:  # PostgreSQL: one statement, one round trip
+                statement = (dialect_insert(session)(InboxItem).values(list(rows.values()))
+                             .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(InboxItem.activity_uri))
+                stored = {uri: True for uri in await session.scalars(statement)}
+            await session.execute(_AVAILABLE_AGAIN, {"hosts": hosts})
         return stored
+
+
+@functools.cache
+def _store_one() -> Any:
+    """One received activity's row unless its uri is stored already (SQLite's INSERT, built once)."""
+    from sqlalchemy.dialects.sqlite import insert
+
+    table = InboxItem.__table__
+    columns = ("id", "activity_uri", "signer_uri", "body", "state", "attempts", "next_attempt_at", "created_at")
+    return fast(insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+                .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(table.c.activity_uri))
+
+
+# A partner that sends us activities is reachable again.
+_AVAILABLE_AGAIN = fast(update(Instance.__table__).where(
+    Instance.__table__.c.host.in_(bindparam("hosts", expanding=True)), Instance.__table__.c.unavailable_since.is_not(None))
+    .values(unavailable_since=None, failure_days=[]))
 
 
 async def _is_known_item(session: Any, uri: str) -> bool:
