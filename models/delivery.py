@@ -5,10 +5,14 @@ Both are written in the same transaction as the post that causes them, so a cras
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, delete, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, id_column
+from .ids import id_at
 from .queue import QueueMixin
 
 
@@ -32,3 +36,14 @@ class Delivery(QueueMixin, TimestampMixin, Base):
     outgoing_id: Mapped[int] = mapped_column(ForeignKey("outgoing_activities.id", ondelete="CASCADE"), index=True)
     inbox_uri: Mapped[str] = mapped_column(String(512))
     host: Mapped[str] = mapped_column(String(255), index=True)
+
+
+async def prune_sent(session: AsyncSession, before: dt.datetime, limit: int) -> int:
+    """Delete up to `limit` outgoing activities stored before `before` that have no delivery left (all
+    finished and pruned: nothing will send them again), oldest first; returns how many."""
+    sent, deliveries = OutgoingActivity.__table__, Delivery.__table__
+    old = (select(sent.c.id).where(sent.c.id < id_at(before.timestamp()),
+                                   ~exists().where(deliveries.c.outgoing_id == sent.c.id))
+           .order_by(sent.c.id).limit(limit))
+    result = await session.execute(delete(sent).where(sent.c.id.in_(old.scalar_subquery())))
+    return int(result.rowcount or 0)

@@ -16,12 +16,13 @@ import os
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, String, Text, bindparam, or_, select, update
+from sqlalchemy import Integer, String, Text, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import UtcDateTime, utcnow
 from .db import fast
+from .ids import id_at
 
 PENDING = "pending"
 DONE = "done"
@@ -91,3 +92,18 @@ async def renew_claims(session: AsyncSession, model: type[Q], ids: Iterable[int]
             .values(locked_until=now + lease).execution_options(synchronize_session=False))
     result = await session.execute(stmt)
     return result.rowcount or 0
+
+
+# Finished rows (done or failed) are kept this long, for an admin looking into a partner's trouble and as
+# the inbox's memory of activities already received (senders retry a failed delivery for about two days).
+FINISHED_KEPT = dt.timedelta(days=7)
+
+
+async def prune_finished(session: AsyncSession, model: Any, before: dt.datetime, limit: int) -> int:
+    """Delete up to `limit` rows of the queue that finished and were queued before `before`, oldest
+    first; returns how many. Ids grow with time (models/ids.py): the primary key finds them."""
+    table = model.__table__
+    old = (select(table.c.id).where(table.c.id < id_at(before.timestamp()), table.c.state != PENDING)
+           .order_by(table.c.id).limit(limit))
+    result = await session.execute(delete(table).where(table.c.id.in_(old.scalar_subquery())))
+    return int(result.rowcount or 0)

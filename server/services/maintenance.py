@@ -1,8 +1,8 @@
 """Periodic housekeeping that belongs to the whole instance, run by `serve` and `worker` alike.
 
 Each job is safe to run in several processes at once (PostgreSQL scale-out): closing a poll, sending
-its pending counts, deleting an orphan upload or an old counter happens once because the rows themselves
-say what is left to do.
+its pending counts, deleting an orphan upload, an old counter or a finished queue row happens once
+because the rows themselves say what is left to do.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voisinage.models.base import utcnow
 from voisinage.models.db import refresh_statistics, write_session
+from voisinage.models.delivery import Delivery, prune_sent
+from voisinage.models.inbox_item import InboxItem
 from voisinage.models.meta import IdempotentResult, prune_counters
 from voisinage.models.poll import UPDATE_EVERY, Poll
+from voisinage.models.queue import FINISHED_KEPT, prune_finished
 
 from . import federate, media
 from .posting import close_expired_polls
@@ -30,6 +33,7 @@ INTERVAL_SECONDS = 60.0
 ANALYZE_EVERY_SECONDS = 24 * 3600.0  # the planner's statistics (models.db.refresh_statistics)
 IDEMPOTENCY_HOURS = 1
 COUNTER_DAYS = 2
+PRUNE_ROWS = 2000  # finished queue rows deleted per table and round: a short write, whatever the backlog
 
 
 async def run_once(sessionmaker: async_sessionmaker[AsyncSession], media_root: Path,
@@ -48,6 +52,13 @@ async def run_once(sessionmaker: async_sessionmaker[AsyncSession], media_root: P
             IdempotentResult.created_at < now - dt.timedelta(hours=IDEMPOTENCY_HOURS)))
         done["idempotency_keys"] = result.rowcount or 0
         await prune_counters(session, now.timestamp() - COUNTER_DAYS * 86400)
+    async with write_session(sessionmaker) as session:
+        # Sent and received activities, once finished, would otherwise stay forever (50 delivery rows
+        # per village post to 50 partners).
+        before = now - FINISHED_KEPT
+        done["finished_deliveries"] = await prune_finished(session, Delivery, before, PRUNE_ROWS)
+        done["finished_inbox_items"] = await prune_finished(session, InboxItem, before, PRUNE_ROWS)
+        done["sent_activities"] = await prune_sent(session, before, PRUNE_ROWS)
     return done
 
 
