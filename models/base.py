@@ -41,8 +41,8 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
+        if value.tzinfo is None:  # SQLite: stored as UTC without a zone
+            return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
 
 
