@@ -6,13 +6,14 @@ Statuses are rendered in batches (`render_statuses`): one query per kind of rela
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null, select, union_all
+from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import GROUP, Actor
@@ -162,6 +163,10 @@ def _statement(name: str) -> Any:
 def _build_statement(name: str) -> Any:
     if name == "actors":
         return select(*ACCOUNT_COLUMNS).where(Actor.id.in_(IDS))
+    if name == "account_versions":
+        return select(Actor.id, _VERSION).where(Actor.id.in_(IDS))
+    if name == "accounts":
+        return select(*ACCOUNT_COLUMNS, _VERSION).where(Actor.id.in_(IDS))
     if name == "posts":
         return status_rows().where(Post.id.in_(IDS))
     if name == "apps":
@@ -206,6 +211,38 @@ async def load_posts(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any
     return {p.id: p for p in await _run(session, "posts", wanted)}
 
 
+# An actor row's version: its `updated_at`, which every change of the row sets (`onupdate`, and the
+# counters' fast updates set it too: models/counters.py), as the database returns it (no conversion).
+_VERSION = type_coerce(Actor.updated_at, String).label("version")
+ACCOUNT_CACHE_SIZE = 2048  # rendered accounts kept, the least recently used dropped first
+_ACCOUNTS: collections.OrderedDict[tuple[str, int, Any], dict[str, Any]] = collections.OrderedDict()
+
+
+async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str) -> dict[int, dict[str, Any]]:
+    """Account entities by id, each rendered once per version of its actor's row and then taken from a
+    cache: a timeline page's authors are mostly the same few neighbours, and reading their whole rows
+    (dates, profile fields) and rendering them was a sixth of the page. The entities are shared: do not
+    change them. One query when all are cached, two otherwise."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    stale = []
+    for actor_id, version in await _run(session, "account_versions", wanted):
+        rendered = _ACCOUNTS.get((base_url, actor_id, version))
+        if rendered is None:
+            stale.append(actor_id)
+        else:
+            _ACCOUNTS.move_to_end((base_url, actor_id, version))
+            found[actor_id] = rendered
+    if stale:
+        for row in await _run(session, "accounts", stale):
+            found[row.id] = _ACCOUNTS[(base_url, row.id, row.version)] = account_to_api(row, base_url)
+        while len(_ACCOUNTS) > ACCOUNT_CACHE_SIZE:
+            _ACCOUNTS.popitem(last=False)
+    return found
+
+
 async def render_accounts(session: AsyncSession, ids: Sequence[int], base_url: str) -> list[dict[str, Any]]:
     actors = await load_actors(session, ids)
     return [account_to_api(actors[i], base_url) for i in ids if i in actors]
@@ -230,8 +267,7 @@ class StatusBatch:
         self.base_url = base_url
         self.viewer = viewer
         self.posts: dict[int, Post] = {}
-        self.actors: dict[int, Actor] = {}
-        self.accounts: dict[int, dict[str, Any]] = {}  # rendered, by actor id
+        self.accounts: dict[int, dict[str, Any]] = {}  # rendered (shared: not to be changed), by actor id
         self.mentions: dict[int, list[int]] = {}
         self.tags: dict[int, list[str]] = {}
         self.favourited: set[int] = set()
@@ -257,7 +293,7 @@ class StatusBatch:
             await self._load_relations(session, originals)
         actor_ids = {p.author_id for p in self.posts.values()}
         actor_ids.update(a for ids in self.mentions.values() for a in ids)
-        self.actors = await load_actors(session, actor_ids)
+        self.accounts = await load_accounts(session, actor_ids, self.base_url)
         app_ids = {p.application_id for p in self.posts.values() if p.application_id}
         if app_ids:
             for app in await _run(session, "apps", app_ids):
@@ -348,11 +384,8 @@ class StatusBatch:
         return self._render_original(post)
 
     def account(self, actor_id: int) -> dict[str, Any]:
-        """The Account entity of a loaded actor, rendered once per batch (a village boosts many posts)."""
-        found = self.accounts.get(actor_id)
-        if found is None:
-            found = self.accounts[actor_id] = account_to_api(self.actors[actor_id], self.base_url)
-        return found
+        """The Account entity of a loaded actor (`load_accounts`)."""
+        return self.accounts[actor_id]
 
     def _shell(self, post: Post) -> dict[str, Any]:
         return {
@@ -393,10 +426,10 @@ class StatusBatch:
         data = self._shell(post)
         mentions = []
         for actor_id in self.mentions.get(post.id, []):
-            actor = self.actors.get(actor_id)
-            if actor is not None:
-                mentions.append({"id": str(actor.id), "username": actor.username, "acct": acct_of(actor),
-                                 "url": actor.url or actor.uri})
+            account = self.accounts.get(actor_id)
+            if account is not None:
+                mentions.append({"id": account["id"], "username": account["username"], "acct": account["acct"],
+                                 "url": account["url"]})
         app = self.apps.get(post.application_id) if post.application_id else None
         data.update({
             "content": post.content,
@@ -480,15 +513,15 @@ async def render_notifications(session: AsyncSession, notes: Sequence[Notificati
     batch = StatusBatch(base_url, viewer)
     await batch.load(session, posts)
     by_id = {p.id: p for p in posts}
-    actors = await load_actors(session, {n.from_actor_id for n in notes} - set(batch.actors))
-    actors.update(batch.actors)
+    accounts = await load_accounts(session, {n.from_actor_id for n in notes} - set(batch.accounts), base_url)
+    accounts.update(batch.accounts)
     from .reports import reports_to_api  # reports renders accounts with this module
 
     reports = await reports_to_api(session, [n.report_id for n in notes if n.kind == "admin.report"], base_url)
     out = []
     for note in notes:
-        actor = actors.get(note.from_actor_id)
-        if actor is None:
+        account = accounts.get(note.from_actor_id)
+        if account is None:
             continue
         post = by_id.get(note.post_id) if note.post_id else None
         entity = {
@@ -496,7 +529,7 @@ async def render_notifications(session: AsyncSession, notes: Sequence[Notificati
             "type": note.kind,
             "created_at": iso(note.created_at),
             "group_key": f"ungrouped-{note.id}",
-            "account": account_to_api(actor, base_url),
+            "account": account,
             "status": batch.render(post) if post is not None else None,
         }
         if note.kind == "admin.report":

@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voisinage.models import db
 from voisinage.models.actor import PERSON, Actor
+from voisinage.models.base import UtcDateTime, utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import id_at
@@ -251,14 +252,15 @@ async def _new_villages(session: AsyncSession, base_url: str, count: int) -> int
 
 
 COUNTERS_SQL = (
-    # Statuses (a village's announces count as its statuses, as in the posting path).
-    """UPDATE actors SET statuses_count = agg.n, last_status_at = agg.last
+    # Statuses (a village's announces count as its statuses, as in the posting path). Each sets the row's
+    # updated_at, as every change of an actor does (a running server renders accounts once per version).
+    """UPDATE actors SET statuses_count = agg.n, last_status_at = agg.last, updated_at = :now
        FROM (SELECT author_id, count(*) AS n, max(created_at) AS last FROM posts GROUP BY author_id) AS agg
        WHERE actors.id = agg.author_id AND actors.domain = ''""",
-    """UPDATE actors SET followers_count = agg.n
+    """UPDATE actors SET followers_count = agg.n, updated_at = :now
        FROM (SELECT target_id, count(*) AS n FROM follows WHERE state = 'accepted' GROUP BY target_id) AS agg
        WHERE actors.id = agg.target_id AND actors.domain = ''""",
-    """UPDATE actors SET following_count = agg.n
+    """UPDATE actors SET following_count = agg.n, updated_at = :now
        FROM (SELECT follower_id, count(*) AS n FROM follows WHERE state = 'accepted' GROUP BY follower_id) AS agg
        WHERE actors.id = agg.follower_id AND actors.domain = ''""",
 )
@@ -348,7 +350,7 @@ async def seed(sessionmaker: async_sessionmaker[AsyncSession], base_url: str, vi
 
     async with db.write_session(sessionmaker) as session:
         for sql in COUNTERS_SQL:
-            await session.execute(text(sql))
+            await session.execute(text(sql).bindparams(bindparam("now", type_=UtcDateTime())), {"now": utcnow()})
     await db.refresh_statistics(sessionmaker)  # a bulk load leaves the planner guessing
     result.seconds = time.perf_counter() - started
     return result

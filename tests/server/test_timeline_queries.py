@@ -140,3 +140,42 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
             assert len(fast) > 0 or name == "apps", name
             if slow:
                 assert list(fast[0]._fields) == list(slow[0]._fields), name
+
+
+def _full_account_reads(statements: list[str]) -> int:
+    """Statements that read whole account rows (the profile's note among their columns)."""
+    return sum(1 for s in statements if "actors.note" in s and s.lstrip().upper().startswith("SELECT"))
+
+
+def _alders(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alder's Account entities on a page (in the statuses and in the village's announces of them)."""
+    shown = [status["reblog"] or status for status in page]
+    return [status["account"] for status in shown if status["account"]["username"] == "alder"]
+
+
+async def test_accounts_are_rendered_once_per_version_of_their_row(rig):
+    """A page's authors are rendered once and then taken from the cache while their rows do not change;
+    a profile change or a new status (its counter) is seen at the next read."""
+    await _post(rig, "alder", status="Qui a vu mon chat ? @birch")
+    home = "/api/v1/timelines/home"
+    await rig.api("birch").get(home)
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        status, page = await rig.api("birch").get(home)
+    assert status == 200 and _alders(page)
+    assert _full_account_reads(seen) == 0, seen
+    count = _alders(page)[0]["statuses_count"]
+
+    status, _ = await rig.api("alder").patch("/api/v1/accounts/update_credentials",
+                                             data={"display_name": "Alder du moulin"})
+    assert status == 200
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        status, page = await rig.api("birch").get(home)
+    assert {account["display_name"] for account in _alders(page)} == {"Alder du moulin"}
+    assert _full_account_reads(seen) == 1  # alder's row only, read again once
+
+    await _post(rig, "alder", status="Retrouvé !")
+    status, page = await rig.api("birch").get(home)
+    assert len(_alders(page)) >= 2
+    assert {account["statuses_count"] for account in _alders(page)} == {count + 1}
+    status, notes = await rig.api("birch").get("/api/v1/notifications")
+    assert status == 200 and notes[0]["account"]["display_name"] == "Alder du moulin"
