@@ -185,10 +185,13 @@ async def _instances(session: Any, hosts: set[str]) -> dict[str, Instance]:
 
 async def drop(ctx: FederationContext, jobs: list[_Job]) -> None:
     """Fail deliveries without sending them: their instance is marked unavailable."""
+    by_host: dict[str, list[int]] = {}
+    for job in jobs:
+        by_host.setdefault(job.host, []).append(job.delivery_id)
     async with write_session(ctx.sessionmaker) as session:
-        for job in jobs:
-            await session.execute(update(Delivery).where(Delivery.id == job.delivery_id).values(
-                state=FAILED, locked_until=None, last_error=f"{job.host} is unavailable"))
+        for host, ids in by_host.items():  # one statement per host, not per delivery
+            await session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(
+                state=FAILED, locked_until=None, last_error=f"{host} is unavailable"))
 
 
 async def deliver_due(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> int:
