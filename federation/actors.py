@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, func, select
@@ -43,6 +43,7 @@ __all__ = [
     "ApParseError",
     "NotPartner",
     "RemoteActorFields",
+    "Signer",
     "UnknownActor",
     "clean_text",
     "get_remote_actor",
@@ -67,6 +68,23 @@ _VALUE_KEYS = ("value", "schema:value", "http://schema.org#value", "http://schem
 _CONTROL = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 # Keyed by verificationMethod id: Ed25519 keys from actors' `assertionMethod` (FEP-521a).
 _PROOF_PREFIX = "proof:"
+
+
+class Signer(Protocol):
+    """What accepting an inbox activity reads of its signer: an Actor, or a row of `known_key_owner`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def uri(self) -> str: ...
+    @property
+    def domain(self) -> str: ...
+    @property
+    def local(self) -> bool: ...
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def suspended_at(self) -> dt.datetime | None: ...
 
 
 class ApParseError(Exception):
@@ -420,7 +438,7 @@ async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: 
     return actor, key
 
 
-async def known_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str) -> tuple[Any, Any] | None:
+async def known_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str) -> tuple[Signer, Any] | None:
     """(owner, loaded public key) for a partner's keyId whose key is cached, the owner as a plain row of
     what accepting an inbox activity reads (id, uri, domain, local, key_id, suspended_at: read afresh,
     an admin may have just suspended it); None when `public_key_for` must look further. Raises

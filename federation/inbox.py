@@ -94,7 +94,7 @@ def _now(ctx: FederationContext) -> dt.datetime:
 
 
 async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool,
-               fetch: bool = True) -> tuple[Any, Any]:
+               fetch: bool = True) -> tuple[actors.Signer, Any]:
     """(signer, key): usually a cached key and its owner as a plain row (`actors.known_key_owner`),
     else an Actor from `actors.public_key_for` (from the database, or fetched)."""
     try:
@@ -117,7 +117,7 @@ def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
 
 
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
-                          body: bytes, *, fetch: bool = True) -> Actor:
+                          body: bytes, *, fetch: bool = True) -> actors.Signer:
     """The actor whose key signed this request; refreshes the key once when verification fails
     (at most once a minute per key: `may_refetch_key`). With `fetch=False`, raises
     actors.NeedsFetch where a fetch would be needed (the key is unknown, or did not verify)."""
@@ -137,7 +137,7 @@ async def verified_signer(ctx: FederationContext, session: Any, request: web.Req
     raise AssertionError("unreachable")
 
 
-def check_origin(activity: dict[str, Any], signer: Actor) -> None:
+def check_origin(activity: dict[str, Any], signer: actors.Signer) -> None:
     """The signer must be the activity's actor, and the activity id on the signer's host."""
     if get_id(first(activity.get("actor"))) != signer.uri:
         raise Refused(401, "the signing key does not belong to the activity's actor")
@@ -149,7 +149,7 @@ def check_origin(activity: dict[str, Any], signer: Actor) -> None:
         raise Refused(401, "activity id is not on the signer's host")
 
 
-async def store(ctx: FederationContext, activity: dict[str, Any], signer: Actor) -> bool:
+async def store(ctx: FederationContext, activity: dict[str, Any], signer: actors.Signer) -> bool:
     """Insert the InboxItem (False when it was already there); the signer's instance is reachable.
 
     Requests arriving together share one transaction (`StoreBatcher`): on SQLite, with one writer at a
@@ -168,10 +168,10 @@ class StoreBatcher:
 
     def __init__(self, ctx: FederationContext) -> None:
         self.ctx = ctx
-        self.waiting: list[tuple[dict[str, Any], Actor, asyncio.Future[bool]]] = []
+        self.waiting: list[tuple[dict[str, Any], actors.Signer, asyncio.Future[bool]]] = []
         self.writer: asyncio.Task[None] | None = None
 
-    async def store(self, activity: dict[str, Any], signer: Actor) -> bool:
+    async def store(self, activity: dict[str, Any], signer: actors.Signer) -> bool:
         stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiting.append((activity, signer, stored))
         if self.writer is None or self.writer.done():
@@ -192,7 +192,7 @@ class StoreBatcher:
                 if not future.done():
                     future.set_result(stored.pop(activity["id"][:512], False))
 
-    async def _write(self, batch: list[tuple[dict[str, Any], Actor, asyncio.Future[bool]]]) -> dict[str, bool]:
+    async def _write(self, batch: list[tuple[dict[str, Any], actors.Signer, asyncio.Future[bool]]]) -> dict[str, bool]:
         """One transaction for the batch; {activity uri: True} for the rows this batch stored."""
         now = utcnow()
         rows: dict[str, dict[str, Any]] = {}
@@ -274,7 +274,7 @@ async def _verify_and_store(ctx: FederationContext, request: web.Request, body: 
         await store(ctx, activity, signer)
 
 
-async def _nothing_to_store(session: Any, activity: dict[str, Any], signer: Actor) -> bool:
+async def _nothing_to_store(session: Any, activity: dict[str, Any], signer: actors.Signer) -> bool:
     """Refuses an activity its signer may not send; True when it needs no row (a suspended or local
     signer, or an activity already received)."""
     check_origin(activity, signer)
