@@ -33,9 +33,11 @@ class Delivery(QueueMixin, TimestampMixin, Base):
     )
 
     id: Mapped[int] = id_column()
-    outgoing_id: Mapped[int] = mapped_column(ForeignKey("outgoing_activities.id", ondelete="CASCADE"), index=True)
+    # (outgoing_id, inbox_uri) is unique: that index also finds an activity's deliveries (the prune, the
+    # cascade), so outgoing_id has none of its own; nothing looks deliveries up by host.
+    outgoing_id: Mapped[int] = mapped_column(ForeignKey("outgoing_activities.id", ondelete="CASCADE"))
     inbox_uri: Mapped[str] = mapped_column(String(512))
-    host: Mapped[str] = mapped_column(String(255), index=True)
+    host: Mapped[str] = mapped_column(String(255))
 
 
 async def prune_sent(session: AsyncSession, before: dt.datetime, limit: int) -> int:

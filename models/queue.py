@@ -41,9 +41,12 @@ HEARTBEAT_SECONDS = LEASE.total_seconds() / 4  # a holder renews well before its
 
 
 class QueueMixin:
-    state: Mapped[str] = mapped_column(String(10), default=PENDING, index=True)
+    """A queue's fields. Each queue table has one index for its claim, (state, next_attempt_at), named
+    `ix_<table>_due`: an index more is written for every row queued and finished."""
+
+    state: Mapped[str] = mapped_column(String(10), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
 
