@@ -21,7 +21,7 @@ from ..auth import require_viewer
 from ..errors import ApiError, json_response
 from ..keys import SESSIONMAKER, SETTINGS
 from .params import get_page, link_header, path_id, read_params
-from .to_api import StatusBatch, account_to_api, load_actors
+from .to_api import StatusBatch, load_accounts
 
 
 async def get_conversations(request: web.Request) -> web.Response:
@@ -36,18 +36,18 @@ async def get_conversations(request: web.Request) -> web.Response:
         rows, more = page.trim(list((await session.execute(page.apply(query, Conversation.last_post_id))).all()))
         batch = StatusBatch(base_url, viewer)
         await batch.load(session, [row[1] for row in rows])
-        actors = await load_actors(session, {i for row in rows for i in row[0].participant_ids})
-        data = [_conversation_to_api(row[0], batch.render(row[1]), actors, base_url) for row in rows]
+        accounts = await load_accounts(session, {i for row in rows for i in row[0].participant_ids}, base_url)
+        data = [_conversation_to_api(row[0], batch.render(row[1]), accounts) for row in rows]
     link = link_header(request, base_url, page, [row[1].id for row in rows], more)
     return json_response(data, headers={"Link": link} if link else None)
 
 
-def _conversation_to_api(conversation: Conversation, status: dict[str, Any], actors: dict[int, Any],
-                         base_url: str) -> dict[str, Any]:
+def _conversation_to_api(conversation: Conversation, status: dict[str, Any] | None,
+                         accounts: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": str(conversation.id),
         "unread": bool(conversation.unread),
-        "accounts": [account_to_api(actors[i], base_url) for i in conversation.participant_ids if i in actors],
+        "accounts": [accounts[i] for i in conversation.participant_ids if i in accounts],
         "last_status": status,
     }
 
@@ -75,8 +75,8 @@ async def read_conversation(request: web.Request) -> web.Response:
                                                        visible_clause(viewer))) if conversation.last_post_id else None
         batch = StatusBatch(base_url, viewer)
         await batch.load(session, [post] if post else [])
-        actors = await load_actors(session, conversation.participant_ids)
-        data = _conversation_to_api(conversation, batch.render(post) if post else None, actors, base_url)
+        accounts = await load_accounts(session, conversation.participant_ids, base_url)
+        data = _conversation_to_api(conversation, batch.render(post) if post else None, accounts)
     return json_response(data)
 
 

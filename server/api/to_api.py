@@ -161,8 +161,6 @@ def _statement(name: str) -> Any:
 
 
 def _build_statement(name: str) -> Any:
-    if name == "actors":
-        return select(*ACCOUNT_COLUMNS).where(Actor.id.in_(IDS))
     if name == "account_versions":
         return select(Actor.id, _VERSION).where(Actor.id.in_(IDS))
     if name == "accounts":
@@ -195,14 +193,6 @@ async def _run(session: AsyncSession, name: str, ids: Iterable[int], **values: A
     return await connection.execute(_statement(name), {"ids": list(ids), **values})
 
 
-async def load_actors(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any]:
-    """Account rows by id, for `account_to_api` (one query)."""
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    return {a.id: a for a in await _run(session, "actors", wanted)}
-
-
 async def load_posts(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any]:
     """`status_rows()` rows by id, which render as Post objects do (one query, no ORM objects)."""
     wanted = {i for i in ids if i is not None}
@@ -222,7 +212,7 @@ async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str
     """Account entities by id, each rendered once per version of its actor's row and then taken from a
     cache: a timeline page's authors are mostly the same few neighbours, and reading their whole rows
     (dates, profile fields) and rendering them was a sixth of the page. The entities are shared: do not
-    change them. One query when all are cached, two otherwise."""
+    change them (`render_accounts` gives copies). One query when all are cached, two otherwise."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
@@ -244,8 +234,9 @@ async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str
 
 
 async def render_accounts(session: AsyncSession, ids: Sequence[int], base_url: str) -> list[dict[str, Any]]:
-    actors = await load_actors(session, ids)
-    return [account_to_api(actors[i], base_url) for i in ids if i in actors]
+    """Account entities in the order of `ids` (missing ones left out), copies the caller may add to."""
+    accounts = await load_accounts(session, ids, base_url)
+    return [dict(accounts[i]) for i in ids if i in accounts]
 
 
 def remote_media_to_api(media: MediaAttachment) -> dict[str, Any]:

@@ -127,8 +127,8 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
         actor_ids = list(await session.scalars(select(Actor.id)))
         birch = rig["birch"].id
         cases = [(name, to_api._build_statement(name), {"ids": ids, "me": birch})
-                 for name, ids in (("actors", actor_ids), ("posts", post_ids), ("relations", post_ids),
-                                   ("marks", post_ids), ("apps", [1, 2, 3]))]
+                 for name, ids in (("accounts", actor_ids), ("account_versions", actor_ids), ("posts", post_ids),
+                                   ("relations", post_ids), ("marks", post_ids), ("apps", [1, 2, 3]))]
         cases.append(("reader", timelines._reader_statement(), {"me": birch}))
         for name, statement, values in cases:
             plain = statement.execution_options(**{db.FAST: False})
