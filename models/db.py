@@ -4,8 +4,8 @@ SQLite runs in WAL mode, so the CLI can write while the server runs; write trans
 BEGIN IMMEDIATE (`write_session`) so that two writers queue instead of failing on a lock upgrade. On a
 SQLite file, `write_session` and `read_session` (for read-only requests) are `LoopSession`s, whose
 statements run on the event loop's thread rather than aiosqlite's, and statements marked `fast` (a
-timeline page's, the plain-column reads of posting, delivery and the inbox) go to sqlite3 directly. PostgreSQL needs none of this: there both are ordinary
-sessions and the marks are ignored.
+timeline page's, the plain-column reads of posting, delivery and the inbox) go to sqlite3 directly. On
+PostgreSQL both are ordinary sessions, whose fast statements go to asyncpg directly (models/pg_fast.py).
 """
 
 from __future__ import annotations
@@ -98,6 +98,11 @@ def dialect_insert(session: Any) -> Any:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions of the engine; on PostgreSQL they run `fast` statements on asyncpg (models/pg_fast.py)."""
+    if engine.dialect.name == "postgresql":
+        from .pg_fast import PgSession
+
+        return async_sessionmaker(engine, expire_on_commit=False, class_=PgSession)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -50,8 +50,7 @@ def _reader_statement() -> Any:
 
 async def _load_reader(session: Any, me: int) -> tuple[Viewer, bool]:
     """The reader (with their home village) and whether they have any filter, in one query."""
-    connection = await session.connection()
-    village_actor_id, filters = (await connection.execute(_reader_statement(), {"me": me})).one()
+    village_actor_id, filters = (await session.execute(_reader_statement(), {"me": me})).one()
     return Viewer(me, village_actor_id), bool(filters)
 
 
@@ -81,7 +80,7 @@ def _home_statuses(has_village: bool, ascending: bool) -> Any:
     return fast(query.order_by(Post.id.asc() if ascending else Post.id.desc()))
 
 
-async def _home_rows(connection: Any, viewer: Viewer, page: Page) -> list[Any]:
+async def _home_rows(session: Any, viewer: Viewer, page: Page) -> list[Any]:
     """Up to `limit + 1` home statuses of the page, in its order.
 
     Two steps rather than one join: the home rows' primary key (owner, post) gives the page's candidates
@@ -93,10 +92,10 @@ async def _home_rows(connection: Any, viewer: Viewer, page: Page) -> list[Any]:
     rows: list[Any] = []
     values = _values(viewer, page)
     while True:
-        candidates = list(await connection.scalars(_home_candidates(page.shape),
+        candidates = list(await session.scalars(_home_candidates(page.shape),
                                                    {**values, **page.values(), "page_limit": batch}))
         if candidates:
-            rows += await connection.execute(_home_statuses(viewer.village_actor_id is not None, page.ascending),
+            rows += await session.execute(_home_statuses(viewer.village_actor_id is not None, page.ascending),
                                              {**values, "ids": candidates})
         if len(rows) >= wanted or len(candidates) < batch:
             return rows[:wanted]
@@ -137,7 +136,7 @@ async def get_home(request: web.Request) -> web.Response:
     async with read_session(request.app[SESSIONMAKER]) as session:
         reader = await _load_reader(session, me)
         viewer = reader[0]
-        rows = await _home_rows(await session.connection(), viewer, page)
+        rows = await _home_rows(session, viewer, page)
         return await _respond(request, session, reader, page, rows, "home")
 
 
@@ -153,7 +152,7 @@ async def get_public(request: web.Request) -> web.Response:
         reader = await _load_reader(session, me)
         viewer = reader[0]
         statement = _public_statement(viewer.village_actor_id is not None, page.shape, local, remote, only_media)
-        rows = list(await (await session.connection()).execute(statement, _values(viewer, page)))
+        rows = list(await session.execute(statement, _values(viewer, page)))
         return await _respond(request, session, reader, page, rows, "public")
 
 

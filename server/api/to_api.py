@@ -188,9 +188,8 @@ def _build_statement(name: str) -> Any:
 
 
 async def _run(session: AsyncSession, name: str, ids: Iterable[int], **values: Any) -> Any:
-    """The rows of a prepared statement, on the session's connection (no ORM objects are made)."""
-    connection = await session.connection()
-    return await connection.execute(_statement(name), {"ids": list(ids), **values})
+    """The rows of a prepared statement (a fast one: no ORM objects are made)."""
+    return await session.execute(_statement(name), {"ids": list(ids), **values})
 
 
 async def load_posts(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any]:

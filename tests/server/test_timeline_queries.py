@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from voisinage.models import db
+from voisinage.models import db, pg_fast
 from voisinage.server.keys import ENGINE
 
 from ..rig.statements import recorded_statements
@@ -73,24 +73,34 @@ async def test_timeline_pages_of_20_and_40_cost_the_same_statements(rig):
 
 
 async def test_the_fast_read_path_renders_exactly_what_sqlalchemy_would(rig, monkeypatch):
-    """On SQLite a page's statements run through sqlite3 directly (`db.fast`): every field of every
+    """A page's statements run through sqlite3 or asyncpg directly (`db.fast`): every field of every
     status (dates, booleans, JSON fields, polls, media, marks) is the same as through SQLAlchemy."""
     await _fill(rig)
     paths = ("/api/v1/timelines/home", "/api/v1/timelines/public?local=true", "/api/v1/timelines/home?min_id=0",
              "/api/v1/timelines/tag/annonce", f"/api/v1/accounts/{rig['alder'].id}/statuses")
     fast_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     used: list[bool] = []
-    real = db._fast_rows
+    real_sqlite, real_pg = db._fast_rows, pg_fast.PgSession._fast
 
     def counted(*args: Any) -> Any:
         used.append(True)
-        return real(*args)
+        return real_sqlite(*args)
+
+    async def counted_pg(*args: Any) -> Any:
+        rows = await real_pg(*args)
+        used.append(rows is not None)
+        return rows
+
+    async def declined(*args: Any) -> None:
+        return None
 
     monkeypatch.setattr(db, "_fast_rows", counted)
+    monkeypatch.setattr(pg_fast.PgSession, "_fast", counted_pg)
     again = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     assert json.dumps(again, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)
-    assert bool(used) is (rig.app[ENGINE].dialect.name == "sqlite")  # taken on SQLite only
+    assert len(used) > 10 and all(used)  # every marked read of the pages took the fast path
     monkeypatch.setattr(db, "_fast_rows", lambda *args: None)  # SQLAlchemy runs every statement
+    monkeypatch.setattr(pg_fast.PgSession, "_fast", declined)
     slow_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     assert json.dumps(slow_pages, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)  # false is not 0
     assert all(status == 200 and len(page) >= 9 for status, page in fast_pages)
@@ -119,23 +129,21 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
     from voisinage.server.api import timelines, to_api
 
     await _fill(rig)
-    if rig.app[ENGINE].dialect.name != "sqlite":
-        return  # the fast path is SQLite's; elsewhere the marked statements simply run as usual
     async with db.read_session(rig.sessionmaker) as session:
-        connection = await session.connection()
         post_ids = list(await session.scalars(select(Post.id)))
         actor_ids = list(await session.scalars(select(Actor.id)))
-        birch = rig["birch"].id
+        birch = int(rig["birch"].id)
         cases = [(name, to_api._build_statement(name), {"ids": ids, "me": birch})
                  for name, ids in (("accounts", actor_ids), ("account_versions", actor_ids), ("posts", post_ids),
-                                   ("relations", post_ids), ("marks", post_ids), ("apps", [1, 2, 3]))]
+                                   ("relations", post_ids), ("marks", post_ids), ("apps", [1, 2, 3]),
+                                   ("posts", post_ids[:1]))]
         cases.append(("reader", timelines._reader_statement(), {"me": birch}))
         for name, statement, values in cases:
             plain = statement.execution_options(**{db.FAST: False})
             marked = db.fast(plain)
-            fast = await connection.execute(marked, values)
+            fast = await session.execute(marked, values)
             assert isinstance(fast, db.FastRows), name
-            slow = (await connection.execute(plain, values)).all()
+            slow = (await (await session.connection()).execute(plain, values)).all()
             assert [[(type(v), v) for v in row] for row in fast] == [[(type(v), v) for v in row] for row in slow], name
             assert len(fast) > 0 or name == "apps", name
             if slow:

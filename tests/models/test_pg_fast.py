@@ -1,0 +1,128 @@
+"""The fast path on PostgreSQL (models/pg_fast.py): marked statements run on asyncpg directly, writes
+inside the session's transaction (a failure keeps nothing), plain reads without sending BEGIN, and
+asyncpg's errors reach callers as SQLAlchemy's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from voisinage.models import db, pg_fast
+from voisinage.models.meta import IdNode
+
+AT = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
+INSERT = db.fast_insert(IdNode, id=bindparam("i"), node=bindparam("n"), created_at=bindparam("t"))
+NODES = db.fast(select(IdNode.id, IdNode.node, IdNode.created_at).where(IdNode.id.in_(bindparam("ids", expanding=True)))
+                .order_by(IdNode.id))
+LOCKED = db.fast(select(IdNode.id).where(IdNode.id == bindparam("i")).with_for_update())
+
+
+@pytest.fixture
+async def sessionmaker(db_url: str) -> Any:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the asyncpg fast path is PostgreSQL's")
+    engine, made = await db.open_database(db_url)
+    yield made
+    async with made() as session:
+        await session.execute(text("DELETE FROM id_nodes WHERE id >= 920000"))
+        await session.commit()
+    await db.close_database(engine)
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements that took the fast path, by their first word."""
+    taken: list[str] = []
+    real = pg_fast._PgCompiled.run
+
+    async def counted(self: Any, connection: Any, driver: Any, parameters: Any) -> Any:
+        taken.append(self.compiled.string.split()[0])
+        return await real(self, connection, driver, parameters)
+
+    monkeypatch.setattr(pg_fast._PgCompiled, "run", counted)
+    return taken
+
+
+def _row(i: int, node: int) -> dict[str, Any]:
+    return {"i": i, "n": node, "t": AT}
+
+
+async def _stored(sessionmaker: Any) -> list[tuple[int, int]]:
+    async with sessionmaker() as session:
+        return [tuple(row) for row in await session.execute(
+            select(IdNode.id, IdNode.node).where(IdNode.id >= 920_000).order_by(IdNode.id))]
+
+
+async def test_writes_run_inside_the_transaction_and_a_failure_keeps_none(sessionmaker, runs):
+    with pytest.raises(RuntimeError):
+        async with db.write_session(sessionmaker) as session:
+            await session.execute(INSERT, _row(920_001, 1))  # begins the transaction through SQLAlchemy
+            assert runs == []
+            await session.execute(INSERT, [_row(920_002, 2), _row(920_003, 3)])  # an executemany
+            found = await session.execute(NODES, {"ids": [920_001, 920_002, 920_003, 920_004]})
+            assert runs == ["INSERT", "SELECT"]
+            assert [(r.id, r.node, r.created_at) for r in found] == [(920_000 + k, k, AT) for k in (1, 2, 3)]
+            raise RuntimeError("the request failed after its writes")
+    assert await _stored(sessionmaker) == []
+    async with db.write_session(sessionmaker) as session:
+        await session.execute(INSERT, _row(920_001, 1))
+        await session.execute(INSERT, [_row(920_002, 2)])
+    assert await _stored(sessionmaker) == [(920_001, 1), (920_002, 2)]
+
+
+async def test_a_plain_read_sends_no_begin_and_a_locking_read_waits_for_the_transaction(sessionmaker, runs):
+    async with db.write_session(sessionmaker) as session:
+        await session.execute(INSERT, _row(920_010, 10))
+    async with db.read_session(sessionmaker) as session:
+        assert (await session.scalars(NODES, {"ids": [920_010]})).all() == [920_010]
+        assert await session.scalar(NODES, {"ids": [920_011]}) is None
+        driver = (await session.connection()).sync_connection.connection.driver_connection
+        assert not driver.is_in_transaction()  # no BEGIN, and so no ROLLBACK at the end
+    assert runs == ["SELECT", "SELECT"]
+    async with db.write_session(sessionmaker) as session:
+        assert await session.scalar(LOCKED, {"i": 920_010}) == 920_010  # FOR UPDATE: through SQLAlchemy
+        assert runs == ["SELECT", "SELECT"]
+        driver = (await session.connection()).sync_connection.connection.driver_connection
+        assert driver.is_in_transaction()
+        assert await session.scalar(LOCKED, {"i": 920_010}) == 920_010  # in the transaction now: fast
+        assert runs == ["SELECT", "SELECT", "SELECT"]
+
+
+async def test_asyncpg_errors_arrive_as_sqlalchemys_and_the_transaction_keeps_nothing(sessionmaker, runs):
+    with pytest.raises(IntegrityError):
+        async with db.write_session(sessionmaker) as session:
+            await session.execute(INSERT, _row(920_020, 20))
+            await session.execute(INSERT, _row(920_021, 21))
+            await session.execute(INSERT, _row(920_020, 22))  # the same id again
+    assert runs == ["INSERT", "INSERT"]
+    assert await _stored(sessionmaker) == []
+
+
+async def test_pending_orm_changes_are_flushed_before_a_fast_statement(sessionmaker, runs):
+    async with db.write_session(sessionmaker) as session:
+        session.add(IdNode(id=920_030, node=30, created_at=AT))
+        assert (await session.scalars(NODES, {"ids": [920_030]})).all() == [920_030]
+        row = await session.get(IdNode, 920_030)
+        row.node = 31
+        assert [r.node for r in await session.execute(NODES, {"ids": [920_030]})] == [31]
+    assert runs == ["SELECT", "SELECT"]
+    assert await _stored(sessionmaker) == [(920_030, 31)]
+
+
+async def test_a_statement_the_fast_path_cannot_run_as_written_is_refused(sessionmaker):
+    from voisinage.models.actor import Actor
+
+    table = Actor.__table__
+    needs_updated_at = db.fast(update(table).where(table.c.id == bindparam("row")).values(statuses_count=1))
+    literal = db.fast(select(IdNode.id).limit(bindparam("n", literal_execute=True)))
+    async with db.write_session(sessionmaker) as session:
+        with pytest.raises(ValueError, match="must set updated_at itself"):
+            await session.execute(needs_updated_at, {"row": 1})
+        with pytest.raises(ValueError, match="literal_execute"):
+            await session.execute(literal, {"n": 1})
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(IdNode).where(IdNode.id >= 920_000)) == 0
