@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from voisinage.models import db, pg_fast
 from voisinage.models.meta import IdNode
@@ -126,3 +126,38 @@ async def test_a_statement_the_fast_path_cannot_run_as_written_is_refused(sessio
             await session.execute(literal, {"n": 1})
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(IdNode).where(IdNode.id >= 920_000)) == 0
+
+
+async def _kill_pooled_connections(sessionmaker: Any) -> int:
+    """Return a connection to the pool, then end its server process (as a restart of PostgreSQL would)."""
+    async with db.read_session(sessionmaker) as session:
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    import asyncpg
+
+    url = sessionmaker.kw["bind"].url.render_as_string(hide_password=False).replace("+asyncpg", "")
+    other = await asyncpg.connect(url)  # not from the pool, which would give the same connection back
+    try:
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await other.close()
+    return int(pid)
+
+
+async def test_a_connection_idle_for_a_while_is_checked_and_replaced_when_dead(sessionmaker, monkeypatch):
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)
+    dead = await _kill_pooled_connections(sessionmaker)
+    async with db.read_session(sessionmaker) as session:
+        assert await session.scalar(NODES, {"ids": [1]}) == 1
+        assert await session.scalar(text("SELECT pg_backend_pid()")) != dead
+
+
+async def test_a_connection_that_dies_in_use_fails_once_and_the_pool_starts_afresh(sessionmaker, monkeypatch):
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 3600.0)  # given back moments ago: used without a check
+    dead = await _kill_pooled_connections(sessionmaker)
+    with pytest.raises(DBAPIError) as failed:
+        async with db.read_session(sessionmaker) as session:
+            await session.execute(NODES, {"ids": [1]})
+    assert failed.value.connection_invalidated
+    async with db.read_session(sessionmaker) as session:
+        assert await session.scalar(NODES, {"ids": [1]}) == 1
+        assert await session.scalar(text("SELECT pg_backend_pid()")) != dead
