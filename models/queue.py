@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Integer, String, Text, bindparam, delete, or_, select, update
+from sqlalchemy import Integer, String, Text, bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,11 +57,20 @@ async def claim_due(session: AsyncSession, model: type[Q], *, limit: int, lease:
     plain rows (a worker reads them; the ORM took a third of the delivery loop's claim) of `id`,
     `next_attempt_at` and `columns`, due first."""
     now = now or utcnow()
-    statement = _claim_statement(model, session.bind.dialect.name == "postgresql", columns)
+    postgres = session.bind.dialect.name == "postgresql"
+    if postgres:
+        # Planned for each claim: a prepared statement's plan made generic while the queue was empty (an
+        # idle server polls) walks every row once the queue fills, and stays until the next ANALYZE. It
+        # divided a fan-out's deliveries/s by 2.5.
+        await session.execute(_CUSTOM_PLANS)
+    statement = _claim_statement(model, postgres, columns)
     rows = (await session.execute(statement, {"now": now, "until": now + lease, "limit": limit})).all()
     # RETURNING gives rows in the order they were updated, not the ORDER BY's: a Create and its Delete
     # claimed together must still be handled in the order they arrived.
     return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+
+
+_CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")  # until the transaction ends
 
 
 @functools.cache

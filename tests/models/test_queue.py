@@ -118,3 +118,23 @@ async def test_a_claimed_batch_comes_in_arrival_order(rig):
     async with db.write_session(sm) as session:
         rows = await claim_due(session, Delivery, limit=12, lease=dt.timedelta(minutes=5), columns=("host",))
     assert [r.host for r in rows] == [f"r{i}.test" for i in range(12)]
+
+
+async def test_on_postgresql_a_claim_is_planned_for_its_own_values_and_nothing_else_is(rig):
+    """A prepared claim whose plan went generic while the queue was empty (an idle server polls) would
+    keep walking every row once the queue fills: the claim's transaction plans each statement for its
+    values. The setting ends with the transaction: the pooled connection's other users keep the default."""
+    from sqlalchemy import text
+
+    sm = rig.sessionmaker
+    if sm.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("plans are PostgreSQL's")
+    await _fill(sm, rig["alder"].actor_id, 3)
+    async with db.write_session(sm) as session:
+        rows = await claim_due(session, Delivery, limit=10, lease=dt.timedelta(minutes=5))
+        assert len(rows) == 3
+        assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+        pid = await session.scalar(text("SELECT pg_backend_pid()"))
+    async with sm() as session:
+        assert await session.scalar(text("SELECT pg_backend_pid()")) == pid  # the same pooled connection
+        assert await session.scalar(text("SHOW plan_cache_mode")) == "auto"
