@@ -116,8 +116,14 @@ def _tune_sqlite(engine: AsyncEngine | Engine, *pragmas: str) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get("sqlite_write")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if conn.get_execution_options().get("sqlite_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # "database is locked" comes as SQLAlchemy's error
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        if isinstance(dbapi_connection, sqlite3.Connection):  # a loop reader: sqlite3 directly (70 us less)
+            dbapi_connection.execute("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
 
 def dialect_insert(session: Any) -> Any:
