@@ -414,19 +414,19 @@ class FastRows(list):  # type: ignore[type-arg]
         return FastRows(row[0] for row in self)
 
 
-class _Compiled:
-    """A fast statement compiled for SQLite once: its SQL, the order of its parameters (an expanding
-    IN list is written out for each call), and the converters of parameters and result columns."""
+class CompiledFast:
+    """What a fast path keeps of a statement compiled once for its dialect: the order of its parameters,
+    their converters and the statement's own values, and the converters and names of its columns."""
 
     def __init__(self, statement: Any, dialect: Any) -> None:
         compiled = statement.compile(dialect=dialect)
         computed = [*compiled.insert_prefetch, *compiled.update_prefetch]
         if computed:  # SQLAlchemy's execution would compute these; this path would write NULL
             raise ValueError(f"a fast statement must set {', '.join(c.name for c in computed)} itself")
-        self.sql: str = compiled.string
+        self.compiled = compiled
         self.names: list[str] = list(compiled.positiontup or [])
         binds = compiled.binds
-        self.expanding = {name for name in self.names if binds[name].expanding}
+        self.expanding = [name for name in dict.fromkeys(self.names) if binds[name].expanding]
         # the statement's own values (a literal, None included); a bind parameter without one is required
         self.defaults = {name: binds[name].value for name in self.names
                          if name in binds and not binds[name].required and not binds[name].expanding}
@@ -435,6 +435,27 @@ class _Compiled:
         processors = [column.type._cached_result_processor(dialect, None) for column in columns]
         self.converted = [(index, process) for index, process in enumerate(processors) if process is not None]
         self.row = collections.namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
+
+    def rows(self, raw_rows: Any) -> FastRows:
+        """The driver's rows as named tuples of converted values."""
+        make, converted = self.row._make, self.converted
+        if not converted:
+            return FastRows(map(make, raw_rows))
+        rows = FastRows()
+        for raw in raw_rows:
+            values = list(raw)
+            for index, process in converted:
+                values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
+
+
+class _Compiled(CompiledFast):
+    """A fast statement for sqlite3: its SQL, in which an expanding IN list is written out per call."""
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        super().__init__(statement, dialect)
+        self.sql: str = self.compiled.string
 
     def run_many(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Execute a statement without an expanding list once per parameter set, in one executemany."""
@@ -460,16 +481,7 @@ class _Compiled:
         if connection.dispatch.before_cursor_execute:  # statement counters in tests
             connection.dispatch.before_cursor_execute(connection, None, sql, args, None, False)
         cursor = connection.connection.dbapi_connection.execute(sql, args)  # type: ignore[union-attr]
-        make, converted = self.row._make, self.converted
-        if not converted:
-            return FastRows(map(make, cursor.fetchall()))
-        rows = FastRows()
-        for raw in cursor.fetchall():
-            values = list(raw)
-            for index, process in converted:
-                values[index] = process(values[index])
-            rows.append(make(values))
-        return rows
+        return self.rows(cursor.fetchall())
 
 
 _COMPILED: weakref.WeakKeyDictionary[Any, _Compiled] = weakref.WeakKeyDictionary()

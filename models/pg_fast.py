@@ -15,14 +15,13 @@ BEGIN and ROLLBACK.
 
 from __future__ import annotations
 
-import collections
 import weakref
 from typing import Any
 
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import FAST, FastRows
+from .db import FAST, CompiledFast, FastRows
 
 
 class PgSession(AsyncSession):
@@ -83,30 +82,16 @@ class PgSession(AsyncSession):
             raise
 
 
-class _PgCompiled:
-    """A fast statement compiled for asyncpg once; its SQL for each length of its IN lists is written
-    on first use (SQLAlchemy's `construct_expanded_state`) and kept."""
+class _PgCompiled(CompiledFast):
+    """A fast statement for asyncpg: its SQL for each length of its IN lists is written on first use
+    (SQLAlchemy's `construct_expanded_state`) and kept."""
 
     def __init__(self, statement: Any, dialect: Any) -> None:
-        compiled = statement.compile(dialect=dialect)
-        computed = [*compiled.insert_prefetch, *compiled.update_prefetch]
-        if computed:  # SQLAlchemy's execution would compute these; this path would write NULL
-            raise ValueError(f"a fast statement must set {', '.join(c.name for c in computed)} itself")
-        if compiled.literal_execute_params:  # written into the SQL per call: the cached shapes would be wrong
+        super().__init__(statement, dialect)
+        if self.compiled.literal_execute_params:  # written into the SQL per call: the kept SQL would be wrong
             raise ValueError("a fast statement cannot have literal_execute parameters")
-        self.compiled = compiled
-        self.needs_transaction = bool(compiled.isinsert or compiled.isupdate or compiled.isdelete
+        self.needs_transaction = bool(self.compiled.isinsert or self.compiled.isupdate or self.compiled.isdelete
                                       or getattr(statement, "_for_update_arg", None) is not None)
-        binds = compiled.binds
-        names = list(compiled.positiontup or [])
-        self.expanding = [name for name in names if binds[name].expanding]
-        self.defaults = {name: binds[name].value for name in names
-                         if not binds[name].required and not binds[name].expanding}
-        self.bind_processors = {name: binds[name].type._cached_bind_processor(dialect) for name in names}
-        columns = compiled._result_columns
-        processors = [column.type._cached_result_processor(dialect, None) for column in columns]
-        self.converted = [(index, process) for index, process in enumerate(processors) if process is not None]
-        self.row = collections.namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
         # lengths of the IN lists -> the SQL, and each $n's parameter (name, index in its list or None)
         self.shapes: dict[tuple[int, ...], tuple[str, list[tuple[str, int | None]]]] = {}
 
@@ -150,16 +135,7 @@ class _PgCompiled:
             records = await driver.fetch(sql, *args)
         except Exception as error:  # asyncpg's own: raise what SQLAlchemy would (IntegrityError...)
             raise _translated(connection, sql, args, error) from error
-        make, converted = self.row._make, self.converted
-        if not converted:
-            return FastRows(map(make, records))
-        rows = FastRows()
-        for record in records:
-            values = list(record)
-            for index, process in converted:
-                values[index] = process(values[index])
-            rows.append(make(values))
-        return rows
+        return self.rows(records)
 
 
 _COMPILED: weakref.WeakKeyDictionary[Any, _PgCompiled] = weakref.WeakKeyDictionary()
