@@ -322,13 +322,18 @@ class LoopSession(_LoopConnection):
 FAST = "voisinage_fast"
 
 
-def fast(statement: Any) -> Any:
+FAST_IN_TRANSACTION = "voisinage_fast_in_transaction"
+
+
+def fast(statement: Any, *, in_transaction: bool = False) -> Any:
     """Mark a Core statement built once with bind parameters and run often (a timeline page's SELECTs, a
     queue's claim, a fan-out's INSERT of many rows): on a SQLite loop connection it is run through
     sqlite3 directly (`_fast_rows`), which costs a fifth of what SQLAlchemy's execution and result
-    layers take for it; elsewhere it runs as usual. Every value must be a bind parameter or a literal
-    of the statement: column defaults are not applied."""
-    return statement.execution_options(**{FAST: True})
+    layers take for it; on PostgreSQL through asyncpg (models/pg_fast.py); elsewhere it runs as usual.
+    Every value must be a bind parameter or a literal of the statement: column defaults are not applied.
+    `in_transaction`: a SELECT whose effect belongs to the transaction (`pg_notify`, sent at commit),
+    which PostgreSQL's fast path runs only inside it, as it runs writes."""
+    return statement.execution_options(**{FAST: True, FAST_IN_TRANSACTION: in_transaction})
 
 
 def fast_insert(model: Any, **values: Any) -> Any:

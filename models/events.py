@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
+
+from .db import fast
 
 log = logging.getLogger("voisinage.events")
 
@@ -118,14 +120,18 @@ def bind_bus(session_factory: Any, bus: EventBus) -> None:
     session_factory.configure(info={**(session_factory.kw.get("info") or {}), "event_bus": bus})
 
 
+# Sent by PostgreSQL when the transaction commits (so never run outside it: `in_transaction`).
+_NOTIFY = fast(select(func.pg_notify(bindparam("channel", type_=String()), bindparam("payload", type_=String()))),
+               in_transaction=True)
+
+
 async def queue_event(session: AsyncSession, event: Event) -> None:
     """Send `event` when (and only if) this session's transaction commits."""
     bus: EventBus | None = session.info.get("event_bus")
     if bus is None:
         return
     if bus.uses_postgres:
-        await session.execute(text("SELECT pg_notify(:channel, :payload)"),
-                              {"channel": CHANNEL, "payload": event.dumps()})
+        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": event.dumps()})
     else:
         session.sync_session.info.setdefault(_PENDING, []).append(event)
 

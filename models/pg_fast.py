@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db import FAST, CompiledFast, FastRows
+from .db import FAST, FAST_IN_TRANSACTION, CompiledFast, FastRows
 
 
 class PgSession(AsyncSession):
@@ -91,7 +91,8 @@ class _PgCompiled(CompiledFast):
         if self.compiled.literal_execute_params:  # written into the SQL per call: the kept SQL would be wrong
             raise ValueError("a fast statement cannot have literal_execute parameters")
         self.needs_transaction = bool(self.compiled.isinsert or self.compiled.isupdate or self.compiled.isdelete
-                                      or getattr(statement, "_for_update_arg", None) is not None)
+                                      or getattr(statement, "_for_update_arg", None) is not None
+                                      or statement.get_execution_options().get(FAST_IN_TRANSACTION))
         # lengths of the IN lists -> the SQL, and each $n's parameter (name, index in its list or None)
         self.shapes: dict[tuple[int, ...], tuple[str, list[tuple[str, int | None]]]] = {}
 

@@ -161,3 +161,39 @@ async def test_a_connection_that_dies_in_use_fails_once_and_the_pool_starts_afre
     async with db.read_session(sessionmaker) as session:
         assert await session.scalar(NODES, {"ids": [1]}) == 1
         assert await session.scalar(text("SELECT pg_backend_pid()")) != dead
+
+
+async def test_an_event_leaves_at_commit_and_never_for_a_transaction_rolled_back(sessionmaker, runs):
+    """`pg_notify` is a SELECT whose effect belongs to the transaction: the fast path runs it inside."""
+    import asyncio
+
+    from voisinage.models.events import Event, EventBus, bind_bus, queue_event
+
+    bus = EventBus()
+    await bus.attach(sessionmaker.kw["bind"])
+    subscription = bus.subscribe()
+    bind_bus(sessionmaker, bus)
+
+    async def received() -> list[int]:
+        await asyncio.sleep(0.3)
+        got = []
+        while not subscription.queue.empty():
+            got.append(subscription.queue.get_nowait().object_id)
+        return got
+
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.write_session(sessionmaker) as session:
+                await queue_event(session, Event("update", 1))  # first: begins the transaction
+                await queue_event(session, Event("update", 2))  # inside it: the fast path
+                assert await received() == []  # not before the commit
+                raise RuntimeError("the request failed")
+        assert await received() == []
+        async with db.write_session(sessionmaker) as session:
+            await queue_event(session, Event("update", 3))
+            await queue_event(session, Event("update", 4))
+            assert await received() == []
+        assert await received() == [3, 4]
+        assert runs == ["SELECT", "SELECT"]  # the second event of each transaction
+    finally:
+        await bus.close()
