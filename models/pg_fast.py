@@ -2,13 +2,13 @@
 
 Through SQLAlchemy's asyncpg adapter a statement costs about 260 us of this process's CPU, against 140
 for asyncpg alone, round trip included; a timeline page runs seven, a post twenty or more, and on a
-small box the server's own CPU is what PostgreSQL's figures wait for. As on SQLite (`db._Compiled`),
+small box the server's own CPU is what PostgreSQL's figures wait for. As on SQLite (`db.CompiledFast`),
 such a statement is compiled once, its parameters and result columns converted by the dialect's own
 processors, and its rows returned as named tuples.
 
-Transactions stay SQLAlchemy's: a fast statement that writes, or reads FOR UPDATE, runs inside the
-session's transaction, begun by SQLAlchemy (the statement goes through SQLAlchemy when none has begun
-yet). A plain read runs in the transaction when there is one, and on its own otherwise: at READ
+Transactions stay SQLAlchemy's: a fast statement that writes, reads FOR UPDATE or is marked
+`in_transaction` (pg_notify) runs inside the session's transaction, begun by SQLAlchemy (the statement
+goes through SQLAlchemy when none has begun yet). A plain read runs in the transaction when there is one, and on its own otherwise: at READ
 COMMITTED every statement sees its own snapshot anyway, and a read-only request then never sends
 BEGIN and ROLLBACK.
 """
