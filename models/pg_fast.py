@@ -8,9 +8,9 @@ processors, and its rows returned as named tuples.
 
 Transactions stay SQLAlchemy's: a fast statement that writes, reads FOR UPDATE or is marked
 `in_transaction` (pg_notify) runs inside the session's transaction, begun by SQLAlchemy (the statement
-goes through SQLAlchemy when none has begun yet). A plain read runs in the transaction when there is one, and on its own otherwise: at READ
-COMMITTED every statement sees its own snapshot anyway, and a read-only request then never sends
-BEGIN and ROLLBACK.
+goes through SQLAlchemy when none has begun yet). A plain read runs in the transaction when there is
+one, and on its own otherwise: at READ COMMITTED every statement sees its own snapshot anyway, and a
+read-only request then never sends BEGIN and ROLLBACK.
 """
 
 from __future__ import annotations
