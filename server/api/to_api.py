@@ -373,17 +373,13 @@ class StatusBatch:
             return data
         return self._render_original(post)
 
-    def account(self, actor_id: int) -> dict[str, Any]:
-        """The Account entity of a loaded actor (`load_accounts`)."""
-        return self.accounts[actor_id]
-
     def _shell(self, post: Post) -> dict[str, Any]:
         return {
             "id": str(post.id),
             "uri": post.uri,
             "url": post.url or post.uri,
             "created_at": iso(post.created_at),
-            "account": self.account(post.author_id),
+            "account": self.accounts[post.author_id],
             "content": "",
             "visibility": post.visibility,
             "sensitive": False,
