@@ -32,7 +32,7 @@ from ..rig.process import (
     add_remote_fans,
     add_resident_in,
     cli,
-    free_port,
+    free_ports,
     in_db,
     lease_env,
     post,
@@ -80,11 +80,11 @@ def node_of(status_id: str) -> int:
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="scale-out needs PostgreSQL")
 def test_two_serve_processes_and_a_worker_deliver_each_post_once(databases: Any, tmp_path: Path) -> None:
     url = databases.postgresql()
-    port_1, port_2 = free_port(), free_port()
+    port_1, port_2, *receiver_ports = free_ports(2 + RECEIVERS)
     config = write_config(tmp_path, url, port_1)
     cli(config, "village", "add", "north", "--name", "Nord")
     cli(config, "village", "add", "south", "--name", "Sud")
-    receivers = [Receiver(free_port()).start() for _ in range(RECEIVERS)]
+    receivers = [Receiver(port).start() for port in receiver_ports]
     processes: list[ServeProcess] = []
     try:
         for r in receivers:

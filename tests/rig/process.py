@@ -27,7 +27,7 @@ from voisinage.models.oauth import Application, Token, token_digest
 from voisinage.server.services import registration, villages
 
 from . import cast
-from .pg import free_port
+from .pg import free_port, free_ports
 
 VOISINAGE = str(Path(sys.executable).parent / "voisinage")
 
@@ -88,11 +88,14 @@ class ServeProcess:
             if proc.poll() is not None:
                 raise AssertionError(f"serve exited: {self.log_path.read_text()}")
             try:
-                requests.get(f"{self.url}/api/v1/instance", timeout=1)
-                return self
+                answer = requests.get(f"{self.url}/api/v1/instance", timeout=1)
             except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError("serve did not start")
+                answer = None
+            # ready is a 200 from a Voisinage instance: another server that took the port is not it
+            if answer is not None and answer.status_code == 200 and "uri" in answer.json():
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"serve did not start: {self.log_path.read_text()}")
 
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit code (the process is killed if it does not exit)."""
@@ -192,7 +195,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 45.0) -> Non
     raise AssertionError(f"timed out waiting for {what}")
 
 
-__all__ = ["ServeProcess", "WorkerProcess", "add_resident", "add_resident_in", "cli", "free_port", "in_db",
+__all__ = ["ServeProcess", "WorkerProcess", "add_resident", "add_resident_in", "cli", "free_port", "free_ports", "in_db",
            "lease_env", "post", "wait_for", "write_config"]
 
 
