@@ -94,11 +94,12 @@ def _now(ctx: FederationContext) -> dt.datetime:
 
 
 async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool,
-               fetch: bool = True) -> tuple[actors.Signer, Any]:
+               fetch: bool = True, partner_checked: bool = False) -> tuple[actors.Signer, Any]:
     """(signer, key): usually a cached key and its owner as a plain row (`actors.known_key_owner`),
     else an Actor from `actors.public_key_for` (from the database, or fetched)."""
     try:
-        found = None if refresh else await actors.known_key_owner(ctx, session, key_id)
+        found = None if refresh else await actors.known_key_owner(ctx, session, key_id,
+                                                                  partner_checked=partner_checked)
         return found or await actors.public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
     except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
         raise Refused(401, f"key {key_id[:200]}: {exc}") from None
@@ -117,16 +118,17 @@ def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
 
 
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
-                          body: bytes, *, fetch: bool = True) -> actors.Signer:
+                          body: bytes, *, fetch: bool = True, partner_checked: bool = False) -> actors.Signer:
     """The actor whose key signed this request; refreshes the key once when verification fails
     (at most once a minute per key: `may_refetch_key`). With `fetch=False`, raises
-    actors.NeedsFetch where a fetch would be needed (the key is unknown, or did not verify)."""
+    actors.NeedsFetch where a fetch would be needed (the key is unknown, or did not verify).
+    `partner_checked`: `partner_key_id` has just checked the key's host in this session."""
     for refresh in (False, True):
         if refresh and not fetch:
             raise actors.NeedsFetch(key_id)
         if refresh and not may_refetch_key(ctx, key_id):
             raise Refused(401, "signature does not match the known key (refetched recently)")
-        owner, key = await _key(ctx, session, key_id, refresh, fetch)
+        owner, key = await _key(ctx, session, key_id, refresh, fetch, partner_checked and not refresh)
         try:
             signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
                                       now=_now(ctx), scheme=ctx.scheme, expected_host=ctx.domain)
@@ -263,7 +265,7 @@ async def _verify_and_store(ctx: FederationContext, request: web.Request, body: 
     async with read_session(ctx.sessionmaker) as session:
         key_id = await partner_key_id(session, request.headers)
         with contextlib.suppress(actors.NeedsFetch):
-            signer = await verified_signer(ctx, session, request, key_id, body, fetch=False)
+            signer = await verified_signer(ctx, session, request, key_id, body, fetch=False, partner_checked=True)
             skip = await _nothing_to_store(session, activity, signer)
     if signer is None:
         async with ctx.sessionmaker() as session:

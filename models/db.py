@@ -383,6 +383,28 @@ async def insert_new(session: Any, model: Any, **values: Any) -> Any:
     return _transient(model, row)
 
 
+def new_row_column(model: Any, name: str) -> Any:
+    """The bind parameter of column `name` in `insert_unless`'s statement (to write its condition)."""
+    return bindparam(f"c_{name}", type_=model.__table__.c[name].type)
+
+
+def insert_unless(model: Any, existing: Any) -> Any:
+    """A fast INSERT of one row of `model` that inserts nothing when `existing` (a SELECT written with
+    `new_row_column`'s parameters) finds a row; run by `insert_new_unless`. One statement where a read
+    and then an insert would be two round trips to PostgreSQL."""
+    table = model.__table__
+    row = select(*(new_row_column(model, column.name) for column in table.c)).where(~existing.exists())
+    return fast(insert(table).from_select([column.name for column in table.c], row).returning(table.c.id))
+
+
+async def insert_new_unless(session: Any, statement: Any, model: Any, **values: Any) -> Any:
+    """`insert_new` through an `insert_unless` statement: the transient instance, or None when a row
+    of the statement's condition was there (and nothing was inserted)."""
+    row = _full_row(model, values)
+    inserted = (await session.execute(statement, {f"c_{name}": value for name, value in row.items()})).first()
+    return _transient(model, row) if inserted is not None else None
+
+
 def _transient(model: Any, row: dict[str, Any]) -> Any:
     """An instance of `model` holding `row` as loaded values (as the ORM's loading does: 2 us where the
     constructor's attribute events take 45 for a Post)."""

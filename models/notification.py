@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, bindparam, select
+from sqlalchemy import ForeignKey, Index, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, id_column, utcnow
-from .db import fast, insert_new
+from .db import insert_new_unless, insert_unless, new_row_column
 from .ids import new_id
 
 TYPES = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "poll", "update",
@@ -33,15 +34,18 @@ class Notification(TimestampMixin, Base):
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))  # admin.report
 
 
-def _existing(post: Any) -> Any:
-    return fast(select(Notification.id).where(
-        Notification.recipient_id == bindparam("recipient"), Notification.kind == bindparam("kind"),
-        Notification.from_actor_id == bindparam("sender"), post).limit(1))
+@functools.cache
+def _insert_unless_existing(with_post: bool) -> Any:
+    """The notification, unless the same one is there already (one statement). Built at first use,
+    once the foreign keys' columns have their types. Two: `post_id = NULL` would never match."""
+    def new(name: str) -> Any:
+        return new_row_column(Notification, name)
 
-
-# The same notification already there (built once: `post_id = NULL` would never match, hence two).
-_EXISTING = _existing(Notification.post_id == bindparam("post"))
-_EXISTING_WITHOUT_POST = _existing(Notification.post_id.is_(None))
+    same_post = Notification.post_id == new("post_id") if with_post else Notification.post_id.is_(None)
+    existing = select(Notification.id).where(
+        Notification.recipient_id == new("recipient_id"), Notification.kind == new("kind"),
+        Notification.from_actor_id == new("from_actor_id"), same_post)
+    return insert_unless(Notification, existing)
 
 
 async def notify(session: AsyncSession, recipient_id: int, kind: str, from_actor_id: int,
@@ -50,12 +54,6 @@ async def notify(session: AsyncSession, recipient_id: int, kind: str, from_actor
     fast insert: the returned instance is not in the session)."""
     if recipient_id == from_actor_id and kind not in ("poll", "update"):
         return None
-    statement, parameters = _EXISTING, {"recipient": recipient_id, "kind": kind, "sender": from_actor_id}
-    if post_id is None:
-        statement = _EXISTING_WITHOUT_POST
-    else:
-        parameters["post"] = post_id
-    if (await session.execute(statement, parameters)).first() is not None:
-        return None
-    return await insert_new(session, Notification, id=new_id(), recipient_id=recipient_id, kind=kind,  # type: ignore[no-any-return]
-                            from_actor_id=from_actor_id, post_id=post_id, created_at=utcnow())
+    return await insert_new_unless(session, _insert_unless_existing(post_id is not None),  # type: ignore[no-any-return]
+                                   Notification, id=new_id(), recipient_id=recipient_id, kind=kind,
+                                   from_actor_id=from_actor_id, post_id=post_id, created_at=utcnow())

@@ -112,10 +112,10 @@ _FOLLOWERS = fast(select(Follow.follower_id).where(Follow.target_id == bindparam
 async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     """The Post of a trusted note document: the existing row, or a new one with its fan-in."""
     parsed = parse_note(doc)
-    if (await ictx.session.execute(_KNOWN_POST, {"uri": parsed.uri})).first() is not None:
+    known = (await ictx.session.execute(_KNOWN_OR_DELETED, {"uri": parsed.uri})).one()
+    if known.post_id is not None:
         return await get_post(ictx.session, parsed.uri)  # the existing row (rare: most notes are new)
-    tombstone = (await ictx.session.execute(_TOMBSTONE, {"uri": parsed.uri})).first()
-    if tombstone is not None and tombstone.deleter_uri == parsed.author_uri:
+    if known.deleter_uri is not None and known.deleter_uri == parsed.author_uri:
         log.info("note %s was deleted by its author before it arrived: not stored", parsed.uri)
         return None
     author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri, loaded=ictx.signer)
@@ -143,8 +143,10 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     return post
 
 
-_TOMBSTONE = fast(select(Tombstone.deleter_uri).where(Tombstone.uri == bindparam("uri")))
-_KNOWN_POST = fast(select(Post.id).where(Post.uri == bindparam("uri")))
+# The stored post of a note's uri, and who deleted it if a Delete came first: one round trip.
+_KNOWN_OR_DELETED = fast(select(
+    select(Post.id).where(Post.uri == bindparam("uri")).scalar_subquery().label("post_id"),
+    select(Tombstone.deleter_uri).where(Tombstone.uri == bindparam("uri")).scalar_subquery().label("deleter_uri")))
 
 
 async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
