@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from voisinage.models.db import fast, write_session, writes_on_loop
 from voisinage.models.inbox_item import InboxItem
@@ -33,14 +33,19 @@ log = logging.getLogger("voisinage.federation.inbox_worker")
 BATCH = 20
 
 
-async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> list[int]:
-    """Claim due inbox items; returns their ids."""
+# On PostgreSQL, the items of this many signers are handled at once, each signer's in the order they
+# arrived: an item is about twenty round trips, and one item at a time kept this process and PostgreSQL
+# each waiting for the other. SQLite's writes run on the event loop's one connection: one at a time.
+SIGNERS_AT_ONCE = 4
+
+
+async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> list[Any]:
+    """Claim due inbox items; returns their rows (`id`, `signer_uri`), in the order they arrived."""
     async with write_session(ctx.sessionmaker) as session:
-        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx))
-        found = [row.id for row in rows]
+        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx), columns=("signer_uri",))
     if held is not None:
-        held.update(found)
-    return found
+        held.update(row.id for row in rows)
+    return rows
 
 
 BUSY_TRIES = 4
@@ -110,7 +115,9 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
         return DONE
     except NeedsFetch:
         return _NEEDS_FETCH
-    except OperationalError as exc:  # SQLite: the database changed under our snapshot; try again
+    except (OperationalError, IntegrityError) as exc:
+        # SQLite: the database changed under our snapshot. Both: another item, handled at the same time
+        # (another signer's, or another worker's), inserted the same row first (an actor both mention).
         if not last:
             return _BUSY
         return await _finish(ctx, item_id, None, f"database busy: {exc}")
@@ -144,8 +151,26 @@ async def _finish(ctx: FederationContext, item_id: int, state: str | None, error
 
 
 async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> int:
-    """Claim and process one batch of inbox items in order; returns how many were taken."""
-    found = await claim_items(ctx, limit, held)
+    """Claim and process one batch of inbox items; returns how many were taken. Each signer's items are
+    handled in the order they arrived; on PostgreSQL, those of up to SIGNERS_AT_ONCE signers at once."""
+    rows = await claim_items(ctx, limit, held)
+    if ctx.sessionmaker.kw["bind"].dialect.name != "postgresql":
+        await _process_in_order(ctx, [row.id for row in rows], held)
+        return len(rows)
+    by_signer: dict[str, list[int]] = {}
+    for row in rows:
+        by_signer.setdefault(row.signer_uri, []).append(row.id)
+    signers = list(by_signer.values())
+    lanes = [[item_id for ids in signers[lane::SIGNERS_AT_ONCE] for item_id in ids] for lane in range(SIGNERS_AT_ONCE)]
+    results = await asyncio.gather(*(_process_in_order(ctx, lane, held) for lane in lanes if lane),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result  # after the other lanes have finished theirs
+    return len(rows)
+
+
+async def _process_in_order(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
     for item_id in found:
         try:
             await process_item(ctx, item_id)
@@ -157,7 +182,6 @@ async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
             raise
         if held is not None:
             held.discard(item_id)
-    return len(found)
 
 
 async def release(ctx: FederationContext, item_ids: set[int]) -> None:

@@ -312,7 +312,7 @@ def run(profile: Profile, out_dir: Path, work_dir: Path, log: Any = print) -> di
 
 def _measure_instance(profile: Profile, instance: Instance, engine: str, size: int, first: bool,
                       results: dict[str, Any], work_dir: Path, log: Any) -> None:
-    partner = add_partner_actor(instance.url) if first else None
+    partners = add_partner_actors(instance.url) if first else None
     instance.username = instance.emails(1)[0].split("@")[0]
     server = ServeProcess(instance.config, instance.port)
     startup = start_timed(server)
@@ -349,7 +349,7 @@ def _measure_instance(profile: Profile, instance: Instance, engine: str, size: i
             results["posting"][engine] = posting
             memory["rss_after_posting_mb"] = rss_mb(server.proc.pid)
             log(f"[{engine}] inbox ingest at concurrency {profile.posting_concurrency}...")
-            ingest = _inbox_ingest(instance, server, partner, profile.inbox_activities, profile.posting_concurrency)
+            ingest = _inbox_ingest(instance, server, partners, profile.inbox_activities, profile.posting_concurrency)
             ingest["ratio_to_rsa_verify"] = ingest["accepted_per_s"] / results["rsa"]["verify_per_s"]
             results["inbox_ingest"][engine] = ingest
             memory["rss_after_inbox_mb"] = rss_mb(server.proc.pid)
@@ -368,9 +368,14 @@ def _measure_instance(profile: Profile, instance: Instance, engine: str, size: i
 PARTNER = "partner.test"
 
 
-def add_partner_actor(url: str) -> dict[str, str]:
-    """Make partner.test a partner with one remote resident whose key we hold (inserted in the database,
-    as tests/federation/partner_helpers.py does: no key fetch)."""
+# The partner's residents who send the inbox load: a commune's activities come from many residents,
+# and the inbox worker handles different signers' items at once on PostgreSQL (each one's in order).
+PARTNER_RESIDENTS = ("rowan", "aspen", "elm", "fir", "larch", "lime", "oak", "yew")
+
+
+def add_partner_actors(url: str) -> list[dict[str, str]]:
+    """Make partner.test a partner with PARTNER_RESIDENTS, remote residents whose keys we hold (inserted
+    in the database, as tests/federation/partner_helpers.py does: no key fetch)."""
     import voisinage.models.all_models  # noqa: F401  (every table, for the ORM's foreign keys)
     from voisinage.federation.keys import generate_rsa
     from voisinage.federation.partners import add_partner
@@ -378,25 +383,32 @@ def add_partner_actor(url: str) -> dict[str, str]:
     from voisinage.models.actor import PERSON, Actor
     from voisinage.models.ids import new_id
 
-    private_pem, public_pem = generate_rsa()
-    uri = f"https://{PARTNER}/users/rowan"
+    residents = []
+    for name in PARTNER_RESIDENTS:
+        private_pem, public_pem = generate_rsa()
+        uri = f"https://{PARTNER}/users/{name}"
+        residents.append({"name": name, "uri": uri, "key_id": f"{uri}#main-key", "private_pem": private_pem,
+                          "public_pem": public_pem})
 
     async def insert(sessionmaker: Any) -> None:
         async with db.write_session(sessionmaker) as session:
             await add_partner(session, PARTNER)
-            session.add(Actor(id=new_id(), username="rowan", domain=PARTNER, kind=PERSON, uri=uri,
-                              inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"https://{PARTNER}/inbox",
-                              followers_uri=f"{uri}/followers", key_id=f"{uri}#main-key",
-                              public_key_pem=public_pem, fields=[], note_source=""))
+            for resident in residents:
+                uri = resident["uri"]
+                session.add(Actor(id=new_id(), username=resident["name"], domain=PARTNER, kind=PERSON, uri=uri,
+                                  inbox_uri=f"{uri}/inbox", shared_inbox_uri=f"https://{PARTNER}/inbox",
+                                  followers_uri=f"{uri}/followers", key_id=resident["key_id"],
+                                  public_key_pem=resident["public_pem"], fields=[], note_source=""))
 
     in_db(url, insert)
-    return {"uri": uri, "key_id": f"{uri}#main-key", "private_pem": private_pem}
+    return residents
 
 
-def _inbox_ingest(instance: Instance, server: ServeProcess, partner: dict[str, str], count: int,
+def _inbox_ingest(instance: Instance, server: ServeProcess, partners: list[dict[str, str]], count: int,
                   concurrency: int) -> dict[str, Any]:
-    """Signed Creates (a partner resident mentioning one of ours) POSTed to /inbox: accepted/s (202),
-    then processed/s (until every InboxItem row is done). Signatures are made before the clock starts."""
+    """Signed Creates (the partner's residents, in turn, mentioning one of ours) POSTed to /inbox:
+    accepted/s (202), then processed/s (until every InboxItem row is done). Signatures are made before
+    the clock starts."""
     import orjson
     from sqlalchemy import func, select
 
@@ -405,13 +417,14 @@ def _inbox_ingest(instance: Instance, server: ServeProcess, partner: dict[str, s
     from voisinage.models import db
     from voisinage.models.inbox_item import InboxItem
 
-    key = load_private(partner["private_pem"])  # once: parsing the PEM costs more than signing
+    keys = [load_private(partner["private_pem"]) for partner in partners]  # parsing costs more than signing
     domain = f"127.0.0.1:{instance.port}"
     target = f"http://{domain}/users/{instance.username}"
     requests_: list[tuple[bytes, dict[str, str]]] = []
     run_id = int(time.time() * 1000)
     for i in range(count):
-        note_id = f"https://{PARTNER}/users/rowan/statuses/{run_id}{i}"
+        partner, key = partners[i % len(partners)], keys[i % len(partners)]
+        note_id = f"{partner['uri']}/statuses/{run_id}{i}"
         activity = {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{note_id}/activity",
                     "type": "Create", "actor": partner["uri"], "to": [target],
                     "object": {"id": note_id, "type": "Note", "attributedTo": partner["uri"],

@@ -1,0 +1,105 @@
+"""The inbox worker's batch: each signer's items in the order they arrived; on PostgreSQL the items of
+several signers at once (`inbox_worker.SIGNERS_AT_ONCE`), on SQLite one after another."""
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from voisinage.federation import inbox_worker
+from voisinage.federation.context import FEDERATION
+from voisinage.models import db
+from voisinage.models.actor import Actor
+from voisinage.models.base import utcnow
+from voisinage.models.ids import new_id
+from voisinage.models.inbox_item import InboxItem
+from voisinage.models.queue import DONE, FAILED, PENDING
+
+SIGNERS = {"a": 3, "b": 2, "c": 2, "d": 1}  # name on partner.test -> items it sent
+
+
+async def _fill(rig: Any) -> list[tuple[str, int]]:
+    """Remote signers and their items, interleaved as they would arrive; [(signer uri, item id)]."""
+    order: list[tuple[str, int]] = []
+    async with db.write_session(rig.sessionmaker) as session:
+        for name in SIGNERS:
+            base = "https://partner.test"
+            session.add(Actor(username=name, domain="partner.test", uri=f"{base}/users/{name}",
+                              inbox_uri=f"{base}/users/{name}/inbox", url=f"{base}/@{name}"))
+        now = utcnow()
+        for turn in range(max(SIGNERS.values())):
+            for name, count in SIGNERS.items():
+                if turn < count:
+                    uri = f"https://partner.test/users/{name}"
+                    item_id = new_id()
+                    session.add(InboxItem(id=item_id, activity_uri=f"{uri}/activities/{turn}", signer_uri=uri,
+                                          body={"id": f"{uri}/activities/{turn}", "type": "Note"}, state=PENDING,
+                                          attempts=0, next_attempt_at=now, created_at=now))
+                    order.append((uri, item_id))
+    return order
+
+
+async def test_each_signers_items_in_order_and_several_signers_at_once_on_postgresql(rig, monkeypatch):
+    order = await _fill(rig)
+    events: list[tuple[str, str, str]] = []  # (start|end, signer, activity id)
+    running = {"now": 0, "most": 0}
+
+    async def recording_dispatch(ictx: Any, activity: dict[str, Any]) -> bool:
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        events.append(("start", ictx.signer.uri, activity["id"]))
+        await asyncio.sleep(0.02)  # a handler's round trips: the other lanes run meanwhile
+        events.append(("end", ictx.signer.uri, activity["id"]))
+        running["now"] -= 1
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", recording_dispatch)
+    assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
+
+    postgres = rig.sessionmaker.kw["bind"].dialect.name == "postgresql"
+    assert running["most"] == (min(inbox_worker.SIGNERS_AT_ONCE, len(SIGNERS)) if postgres else 1)
+    for signer in {uri for uri, _ in order}:
+        mine = [(kind, activity) for kind, who, activity in events if who == signer]
+        sent = [f"{signer}/activities/{turn}" for turn in range(len(mine) // 2)]
+        # one at a time, in the order they arrived
+        assert mine == [(kind, activity) for activity in sent for kind in ("start", "end")]
+    if not postgres:
+        assert [activity for kind, _, activity in events if kind == "start"] == \
+            [f"{uri}/activities/{sum(1 for u, i in order[:n] if u == uri)}" for n, (uri, _) in enumerate(order)]
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
+
+
+async def test_a_failing_lane_leaves_the_others_done(rig, monkeypatch):
+    order = await _fill(rig)
+
+    async def refusing_b(ictx: Any, activity: dict[str, Any]) -> bool:
+        await asyncio.sleep(0.01)
+        if ictx.signer.uri.endswith("/b"):
+            raise ValueError("b's activities are unusable")
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", refusing_b)
+    assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
+    failed = {item.signer_uri for item in await rig.rows(InboxItem, InboxItem.state == FAILED)}
+    assert failed == {"https://partner.test/users/b"}
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order) - SIGNERS["b"]
+    assert await rig.count(InboxItem, InboxItem.locked_until.is_not(None)) == 0
+
+
+async def test_a_row_inserted_first_by_another_item_is_tried_again(rig, monkeypatch):
+    """Two lanes (or two workers) may insert the same row (an actor both items mention): the item that
+    loses gets an IntegrityError, and is handled again rather than stopping the batch."""
+    order = await _fill(rig)
+    tries: dict[str, int] = {}
+
+    async def losing_once(ictx: Any, activity: dict[str, Any]) -> bool:
+        tries[activity["id"]] = tries.get(activity["id"], 0) + 1
+        if tries[activity["id"]] == 1 and ictx.signer.uri.endswith("/a"):
+            raise IntegrityError("INSERT INTO actors ...", {}, Exception("duplicate key value"))
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", losing_once)
+    assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
+    assert {activity for activity, count in tries.items() if count == 2} == \
+        {f"https://partner.test/users/a/activities/{turn}" for turn in range(SIGNERS["a"])}
