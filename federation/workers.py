@@ -35,7 +35,29 @@ MAX_DRAIN_ROUNDS = 1000
 # recorded, so one loop alone leaves the sending side idle behind a slow inbox.
 DELIVERY_LOOPS = 4
 _INSTANCE_READY = "\x00instance-actor-ready"
-WAKE = web.AppKey("federation_wake", asyncio.Event)
+
+
+class Wakeup:
+    """Ends the idle sleep of one queue's loops. Each loop sleeps on its own event: with one event
+    shared and cleared by whichever loop woke first, a loop still busy when the wake-up came could
+    sleep through it with work due. One per queue: a received activity wakes the inbox loop only, a
+    new delivery the delivery loops only (each woken loop claims: on PostgreSQL, four round trips)."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def event(self) -> asyncio.Event:
+        """A new loop's own event."""
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def set(self) -> None:
+        for event in self._events:
+            event.set()
+
+
+WAKE = web.AppKey("federation_wake", Wakeup)  # the inbox loop's, for the inbox handler
 
 Batch = Callable[..., Awaitable[int]]  # (ctx, *, held) -> rows taken: inbox_worker / delivery
 
@@ -67,15 +89,16 @@ async def drain(ctx: FederationContext) -> int:
 class Workers:
     """The inbox and delivery loops and the rows they hold, so that stopping can release them."""
 
-    def __init__(self, ctx: FederationContext, wake: asyncio.Event) -> None:
+    def __init__(self, ctx: FederationContext, inbox_wake: Wakeup) -> None:
         self.ctx = ctx
-        self.wake = wake
+        self.inbox_wake = inbox_wake
+        self.delivery_wake = Wakeup()
         self.stopping = False
         self.held_items: set[int] = set()
         self.held_deliveries: set[int] = set()
 
-    async def loop(self, name: str, batch: Batch, held: set[int]) -> None:
-        """Run `batch` until stopped; sleep a little when it found nothing."""
+    async def loop(self, name: str, batch: Batch, held: set[int], wake: asyncio.Event) -> None:
+        """Run `batch` until stopped; sleep a little when it found nothing, or until `wake` is set."""
         while not self.stopping:
             try:
                 found = await batch(self.ctx, held=held)  # each queue's own batch size
@@ -86,8 +109,8 @@ class Workers:
                 found = 0
             if not found:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), IDLE_SLEEP)
-                self.wake.clear()
+                    await asyncio.wait_for(wake.wait(), IDLE_SLEEP)
+                wake.clear()
 
     async def heartbeat(self) -> None:
         """Renew the leases of the rows still held, until stopped; a failed round is tried again."""
@@ -116,25 +139,28 @@ class Workers:
 
 
 def wake(app: web.Application) -> None:
-    """Tell idle workers there is new work (a bonus: they also poll)."""
-    event = app.get(WAKE)
-    if event is not None:
-        event.set()
+    """Tell the idle inbox loop there is a new received activity (a bonus: it also polls)."""
+    wakeup = app.get(WAKE)
+    if wakeup is not None:
+        wakeup.set()
 
 
-async def run_workers(ctx: FederationContext, stop: asyncio.Event, wake_event: asyncio.Event | None = None) -> None:
+async def run_workers(ctx: FederationContext, stop: asyncio.Event, inbox_wake: Wakeup | None = None) -> None:
     """Run the inbox loop and the delivery loops until `stop` is set, then release held rows (the
     `voisinage worker` command)."""
     await ensure_instance_actor(ctx)
-    workers = Workers(ctx, wake_event or asyncio.Event())
-    ctx.wake = workers.wake  # new deliveries wake the loops at their commit (federation.outbox.publish)
-    tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items)),
-             *(asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries))
+    workers = Workers(ctx, inbox_wake or Wakeup())
+    ctx.wake = workers.delivery_wake  # new deliveries wake their loops at the commit (federation.outbox.publish)
+    tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items,
+                                              workers.inbox_wake.event())),
+             *(asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries,
+                                                workers.delivery_wake.event()))
                for _ in range(DELIVERY_LOOPS))]
     beat = asyncio.create_task(workers.heartbeat())
     await stop.wait()
     workers.stopping = True
-    workers.wake.set()
+    workers.inbox_wake.set()
+    workers.delivery_wake.set()
     await asyncio.wait(tasks, timeout=STOP_GRACE)  # a delivery cut off mid-POST would be sent again
     for task in (*tasks, beat):
         task.cancel()
@@ -160,7 +186,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx that runs the inbox and delivery workers while the app runs."""
     await release_stale_claims(app[FEDERATION])
     stop = asyncio.Event()
-    app[WAKE] = asyncio.Event()
+    app[WAKE] = Wakeup()
     task = asyncio.create_task(run_workers(app[FEDERATION], stop, app[WAKE]))
     yield
     stop.set()
