@@ -227,17 +227,21 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     if new.poll is not None:
         create_poll(session, post, new.poll)
     await session.flush()
-    await _count_new_status(session, author.id, post.created_at)
-    if parent is not None:
-        await add_to_counter(session, Post, parent.id, "replies_count", 1)
     await _fan_out_post(session, post, rendered.mentions, parent)
     await add_to_homes(session, post.id, post.id, await tag_followers_who_see(session, post, rendered.tags))
     if visibility == DIRECT:
         await update_conversations(session, post, rendered.mentions)
     await queue_event(session, Event("update", post.id, streams=status_streams(post, rendered.tags)))
-    if visibility in (PUBLIC, UNLISTED):
-        await create_village_announce(session, post)
+    announce = await create_village_announce(session, post) if visibility in (PUBLIC, UNLISTED) else None
     await federate.post_created(session, post)  # after the announce: the Announce's id is its row's uri
+    # The counters last: an UPDATE holds its row until the commit, and every post of a village updates
+    # the village's row (its announce). Taken earlier, a village's posts waited for each other's
+    # federation and fan-out on PostgreSQL; the rows always in this order: author, village, parent.
+    await _count_new_status(session, author.id, post.created_at)
+    if announce is not None:
+        await _count_new_status(session, announce.author_id, announce.created_at)
+    if parent is not None:
+        await add_to_counter(session, Post, parent.id, "replies_count", 1)
     return post
 
 
@@ -313,7 +317,8 @@ async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], 
 
 
 async def create_village_announce(session: AsyncSession, post: Post) -> Post | None:
-    """The village announces a post of its audience to its followers (a boost by the Group actor).
+    """The village announces a post of its audience to its followers (a boost by the Group actor); the
+    caller counts it in the village's `statuses_count`.
 
     Nobody is notified: "the author is not notified of their own village's announce" (DESIGN.md),
     and the boost does not count in the post's `reblogs_count`.
@@ -322,7 +327,6 @@ async def create_village_announce(session: AsyncSession, post: Post) -> Post | N
     if village_actor is None:
         return None  # a thread of a partner's village: that village announces it, not us
     announce = await insert_new(session, Post, **_boost_values(post, village_actor))
-    await _count_new_status(session, village_actor.id, announce.created_at)
     followers = await followers_who_see(session, announce, village_actor.id)
     await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
     await queue_event(session, Event("update", announce.id))

@@ -16,7 +16,9 @@ from voisinage.models.meta import IdempotentResult
 from voisinage.models.notification import Notification
 from voisinage.models.post import Mention, Post, PostTag
 from voisinage.models.timeline import HomeEntry
+from voisinage.server.keys import ENGINE
 
+from ..rig.statements import recorded_statements
 from .test_visibility import can_get, follow, home, post, shown_ids
 
 
@@ -55,6 +57,22 @@ async def test_post_renders_mentions_tags_and_links_safely(rig):
     assert tags == {("à_vendre", "annonce"), ("zoekertje", "annonce")}
     author = await actor(rig, rig["alder"].actor_id)
     assert author.statuses_count == 1 and author.last_status_at is not None
+
+
+async def test_a_posts_counters_are_its_last_statements(rig):
+    """An UPDATE holds its row until the commit, and every post of a village updates the village's row:
+    the counters come last, so that a village's posts do not wait on each other's whole transaction
+    (PostgreSQL). A reply: the author's, the village's, then the parent's counter, in that order."""
+    parent = await post(rig, "birch", "Qui a une échelle ?")
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        await post(rig, "alder", "Moi ! @birch", in_reply_to_id=parent["id"])
+    writes = [" ".join(s.split()).upper() for s in seen if s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    counters = [w for w in writes if w.startswith("UPDATE") and ("STATUSES_COUNT" in w or "REPLIES_COUNT" in w)]
+    assert len(counters) == 3 and writes[-3:] == counters, writes
+    assert ["REPLIES_COUNT" in w for w in counters] == [False, False, True]
+    assert (await actor(rig, rig["alder"].actor_id)).statuses_count == 1
+    assert (await actor(rig, rig.village_ids["north"])).statuses_count == 2
+    assert (await one_post(rig, parent["id"])).replies_count == 1
 
 
 async def test_post_uses_the_default_visibility_and_creates_the_village_announce(rig):
