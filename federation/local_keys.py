@@ -1,12 +1,15 @@
 """Keys of our own actors: created lazily, loaded once, and the signing callback the transport uses.
 
 Registration does not create keys (RSA generation costs tens of milliseconds); the first federation
-use of a local actor calls `ensure_local_keys`. Each local actor gets an RSA-2048 key (draft-cavage
-HTTP signatures, `#main-key`) and an Ed25519 key (FEP-8b32 object proofs, `#ed25519-key`).
+use of a local actor calls `ensure_local_keys`, which makes them in a thread, once per process even
+when several requests need them together. Each local actor gets an RSA-2048 key (draft-cavage HTTP
+signatures, `#main-key`) and an Ed25519 key (FEP-8b32 object proofs, `#ed25519-key`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 from collections.abc import Mapping
 from typing import Protocol
@@ -53,16 +56,37 @@ async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
         raise ValueError("keys are only generated for local actors")
     changed = False
     if not actor.private_key_pem or not actor.public_key_pem:
-        actor.private_key_pem, actor.public_key_pem = generate_rsa()
+        actor.private_key_pem, actor.public_key_pem = await _generated(actor.id, "rsa")
         changed = True
     if not actor.ed25519_private_pem or not actor.ed25519_public_multikey:
-        actor.ed25519_private_pem, actor.ed25519_public_multikey = generate_ed25519()
+        actor.ed25519_private_pem, actor.ed25519_public_multikey = await _generated(actor.id, "ed25519")
         changed = True
     if actor.key_id != main_key_id(actor):
         actor.key_id = main_key_id(actor)
         changed = True
     if changed:
         await session.flush()
+
+
+# Keys generated in this process, by (actor id, kind), until their transaction has surely committed:
+# requests that find the same actor without keys at once (its first posts, made together) wait for
+# one generation and write the same keys, instead of each making its own (RSA: tens of milliseconds)
+# and the last commit replacing the keys the others' deliveries were signed with.
+_GENERATED: collections.OrderedDict[tuple[int, str], asyncio.Future[tuple[str, str]]] = collections.OrderedDict()
+_GENERATED_KEPT = 256
+
+
+async def _generated(actor_id: int, kind: str) -> tuple[str, str]:
+    """(private, public) of `kind` for the actor: made once per process (RSA in a thread: its tens of
+    milliseconds would stop the event loop)."""
+    key = (actor_id, kind)
+    made = _GENERATED.get(key)
+    if made is None:
+        made = _GENERATED[key] = asyncio.ensure_future(
+            asyncio.to_thread(generate_rsa) if kind == "rsa" else asyncio.to_thread(generate_ed25519))
+        while len(_GENERATED) > _GENERATED_KEPT:
+            _GENERATED.popitem(last=False)
+    return await asyncio.shield(made)
 
 
 class KeyHolder(Protocol):

@@ -1,0 +1,42 @@
+"""Our actors' keys, made at their first federation use: once, even when several requests need them at
+the same moment (a resident's first posts sent together)."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from voisinage.federation import local_keys
+from voisinage.federation.keys import load_private
+from voisinage.models.actor import Actor
+
+
+async def test_first_uses_at_once_make_one_key_pair(rig, monkeypatch):
+    if rig.sessionmaker.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("concurrent write transactions: PostgreSQL (SQLite's writers take turns)")
+    made: list[int] = []
+    real = local_keys.generate_rsa
+
+    def counted() -> tuple[str, str]:
+        made.append(1)
+        return real()
+
+    monkeypatch.setattr(local_keys, "generate_rsa", counted)
+    actor_id = rig["alder"].actor_id
+
+    async def first_use() -> tuple[str, str]:
+        async with rig.sessionmaker() as session:
+            actor = await session.get(Actor, actor_id)
+            assert actor.private_key_pem is None  # read before any of them committed
+            await asyncio.sleep(0.05)  # all three hold the actor without keys
+            await local_keys.ensure_local_keys(session, actor)
+            await session.commit()
+            return actor.public_key_pem, actor.ed25519_public_multikey
+
+    used = await asyncio.gather(first_use(), first_use(), first_use())
+    assert len(made) == 1 and len(set(used)) == 1
+    async with rig.sessionmaker() as session:
+        stored = (await session.execute(select(Actor.public_key_pem, Actor.private_key_pem,
+                                               Actor.ed25519_public_multikey).where(Actor.id == actor_id))).one()
+    assert (stored.public_key_pem, stored.ed25519_public_multikey) == used[0]
+    assert load_private(stored.private_key_pem).key_size == 2048
