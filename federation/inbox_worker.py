@@ -171,14 +171,14 @@ async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
 
 
 async def _process_in_order(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
-    for item_id in found:
+    for index, item_id in enumerate(found):
         try:
             await process_item(ctx, item_id)
         except asyncio.CancelledError:
             raise  # shutdown: this item and the rest stay held so that Workers.release gives them back
         except BaseException:
-            if held is not None:
-                held.discard(item_id)
+            if held is not None:  # no longer renewed: they are due again when their lease ends
+                held.difference_update(found[index:])
             raise
         if held is not None:
             held.discard(item_id)

@@ -84,9 +84,16 @@ async def _generated(actor_id: int, kind: str) -> tuple[str, str]:
     if made is None:
         made = _GENERATED[key] = asyncio.ensure_future(
             asyncio.to_thread(generate_rsa) if kind == "rsa" else asyncio.to_thread(generate_ed25519))
+        made.add_done_callback(functools.partial(_forget_failure, key))
         while len(_GENERATED) > _GENERATED_KEPT:
             _GENERATED.popitem(last=False)
     return await asyncio.shield(made)
+
+
+def _forget_failure(key: tuple[int, str], done: asyncio.Future[tuple[str, str]]) -> None:
+    """A generation that failed is not kept: the next use tries again."""
+    if done.cancelled() or done.exception() is not None:
+        _GENERATED.pop(key, None)
 
 
 class KeyHolder(Protocol):

@@ -4,6 +4,7 @@ several signers at once (`inbox_worker.SIGNERS_AT_ONCE`), on SQLite one after an
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy.exc import IntegrityError
 
 from voisinage.federation import inbox_worker
@@ -103,3 +104,26 @@ async def test_a_row_inserted_first_by_another_item_is_tried_again(rig, monkeypa
     assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
     assert {activity for activity, count in tries.items() if count == 2} == \
         {f"https://partner.test/users/a/activities/{turn}" for turn in range(SIGNERS["a"])}
+
+
+async def test_an_unexpected_error_lets_go_of_the_lanes_rest(rig, monkeypatch):
+    """A bug in a handler stops its lane (the loop logs it and goes on); the lane's items left are no
+    longer held, so their lease ends and they are tried again, rather than renewed for ever."""
+    order = await _fill(rig)
+
+    async def broken_for_b(ictx: Any, activity: dict[str, Any]) -> bool:
+        if ictx.signer.uri.endswith("/b"):
+            raise RuntimeError("a bug")
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", broken_for_b)
+    held: set[int] = set()
+    with pytest.raises(RuntimeError):
+        await inbox_worker.process_due(rig.app[FEDERATION], held=held)
+    assert held == set()
+    b_items = [item_id for uri, item_id in order if uri.endswith("/b")]
+    pending = {item.id for item in await rig.rows(InboxItem, InboxItem.state == PENDING)}
+    assert set(b_items) <= pending  # still to do, once their lease ends
+    postgres = rig.sessionmaker.kw["bind"].dialect.name == "postgresql"
+    if postgres:  # the other lanes went on to the end
+        assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order) - SIGNERS["b"]

@@ -40,3 +40,22 @@ async def test_first_uses_at_once_make_one_key_pair(rig, monkeypatch):
                                                Actor.ed25519_public_multikey).where(Actor.id == actor_id))).one()
     assert (stored.public_key_pem, stored.ed25519_public_multikey) == used[0]
     assert load_private(stored.private_key_pem).key_size == 2048
+
+
+async def test_a_failed_generation_is_tried_again(rig, monkeypatch):
+    real, calls = local_keys.generate_rsa, []
+
+    def failing_once() -> tuple[str, str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("no entropy today")
+        return real()
+
+    monkeypatch.setattr(local_keys, "generate_rsa", failing_once)
+    async with rig.sessionmaker() as session:
+        actor = await session.get(Actor, rig["birch"].actor_id)
+        with pytest.raises(OSError):
+            await local_keys.ensure_local_keys(session, actor)
+        await local_keys.ensure_local_keys(session, actor)
+        await session.commit()
+    assert len(calls) == 2 and actor.private_key_pem and actor.public_key_pem
