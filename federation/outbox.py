@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal_column, select, union_all
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -132,11 +132,6 @@ async def _mentioned(session: AsyncSession, post: Post) -> list[Actor]:
 _MENTIONED = select(Actor).join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == bindparam("post"))
 
 
-# What delivering to a post's mentioned actors needs (`inboxes_of`): plain rows, no Actor objects.
-_MENTIONED_INBOXES = fast(select((Actor.domain == "").label("local"), Actor.shared_inbox_uri, Actor.inbox_uri)
-                          .join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == bindparam("post")))
-
-
 async def _tags(session: AsyncSession, post: Post) -> list[str]:
     return list(await session.scalars(_TAGS, {"post": post.id}))
 
@@ -197,37 +192,60 @@ _ANNOUNCE_URI = fast(select(Post.uri).where(Post.author_id == bindparam("village
 async def post_recipients(session: AsyncSession, post: Post) -> tuple[int | None, list[str], list[str]]:
     """(announcing village's actor id, inboxes for its Announce, inboxes for the author's Create) of a
     local post."""
-    group = (await session.execute(_AUDIENCE, {"id": post.audience_id})).first() if post.audience_id else None
-    mentioned: list[Any] = [a for a in await session.execute(_MENTIONED_INBOXES, {"post": post.id}) if not a.local]
-    mentioned += await _remote_thread(session, post, group)
+    parts: dict[int, list[Any]] = {part: [] for part in range(_PARTS)}
+    for row in await session.execute(_RECIPIENTS, {"audience": post.audience_id, "post": post.id,
+                                                   "parent_author": post.in_reply_to_account_id,
+                                                   "author": post.author_id}):
+        parts[row.part].append(row)
+    group = parts[_AUDIENCE][0] if parts[_AUDIENCE] else None
+    mentioned: list[Any] = [a for a in parts[_MENTIONED_ACTORS] if not a.local]
+    mentioned += _remote_thread(post, group, parts[_PARENT_AUTHOR])
     if post.visibility == DIRECT:
         return None, [], inboxes_of(mentioned)
+    followers = inboxes_of(parts[_AUTHOR_FOLLOWERS])
     if post.visibility == PRIVATE:
-        return None, [], list(dict.fromkeys([*await follower_inboxes(session, post.author_id),
-                                             *inboxes_of(mentioned)]))
+        return None, [], list(dict.fromkeys([*followers, *inboxes_of(mentioned)]))
     if post.visibility != PUBLIC:
         return None, [], []  # unlisted never leaves the commune
     village_id = group.id if group is not None and group.local else None
-    announce = await follower_inboxes(session, village_id) if village_id else []
-    create = [i for i in dict.fromkeys([*await follower_inboxes(session, post.author_id), *inboxes_of(mentioned)])
-              if i not in set(announce)]
+    announce = inboxes_of(parts[_AUDIENCE_FOLLOWERS]) if village_id else []
+    create = [i for i in dict.fromkeys([*followers, *inboxes_of(mentioned)]) if i not in set(announce)]
     return village_id, announce, create
 
 
-# A post's audience (a village): whether it is ours, and where a remote one takes deliveries.
-_AUDIENCE = fast(select(Actor.id, (Actor.domain == "").label("local"), Actor.shared_inbox_uri, Actor.inbox_uri)
-                 .where(Actor.id == bindparam("id")))
+# What `post_recipients` reads, in one statement (five round trips to PostgreSQL otherwise), as rows of
+# (part, id, local, shared_inbox_uri, inbox_uri): the post's audience (a village: is it ours, and where
+# a remote one takes deliveries), the actors it mentions, the author of the post it replies to, and the
+# remote followers of its audience and of its author.
+_AUDIENCE, _MENTIONED_ACTORS, _PARENT_AUTHOR, _AUDIENCE_FOLLOWERS, _AUTHOR_FOLLOWERS, _PARTS = range(6)
 
 
-async def _remote_thread(session: AsyncSession, post: Post, group: Any) -> list[Any]:
+def _recipient_rows(part: int) -> Any:
+    return select(literal_column(str(part)).label("part"), Actor.id, (Actor.domain == "").label("local"),
+                  Actor.shared_inbox_uri, Actor.inbox_uri)
+
+
+def _remote_followers(part: int, target: str) -> Any:
+    return (_recipient_rows(part).join(Follow, Follow.follower_id == Actor.id)
+            .where(Follow.target_id == bindparam(target), Follow.state == ACCEPTED, Actor.domain != ""))
+
+
+_RECIPIENTS = fast(union_all(
+    _recipient_rows(_AUDIENCE).where(Actor.id == bindparam("audience")),
+    _recipient_rows(_MENTIONED_ACTORS).join(Mention, Mention.actor_id == Actor.id)
+    .where(Mention.post_id == bindparam("post")),
+    _recipient_rows(_PARENT_AUTHOR).where(Actor.id == bindparam("parent_author")),
+    _remote_followers(_AUDIENCE_FOLLOWERS, "audience"),
+    _remote_followers(_AUTHOR_FOLLOWERS, "author")))
+
+
+def _remote_thread(post: Post, group: Any, parent_author: list[Any]) -> list[Any]:
     """The remote author of the post replied to, and for a public post the remote village (`group`,
     the post's audience row) whose thread it joins (FEP-1b12: the group announces the reply to its
     followers)."""
     found: list[Any] = []
-    if post.in_reply_to_account_id is not None:
-        parent_author = await session.get(Actor, post.in_reply_to_account_id)
-        if parent_author is not None and not parent_author.local and post.visibility != DIRECT:
-            found.append(parent_author)
+    if parent_author and not parent_author[0].local and post.visibility != DIRECT:
+        found.append(parent_author[0])
     if group is not None and not group.local and post.visibility == PUBLIC:
         found.append(group)
     return found
