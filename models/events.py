@@ -11,6 +11,7 @@ commits:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from . import pg_fast
 from .db import fast
 
 log = logging.getLogger("voisinage.events")
 
 CHANNEL = "voisinage_events"
 _PENDING = "voisinage_pending_events"
+NOTIFY_BATCH = 16  # NOTIFYs per statement
 MAX_QUEUE = 1000
 
 
@@ -120,9 +123,21 @@ def bind_bus(session_factory: Any, bus: EventBus) -> None:
     session_factory.configure(info={**(session_factory.kw.get("info") or {}), "event_bus": bus})
 
 
-# Sent by PostgreSQL when the transaction commits (so never run outside it: `in_transaction`).
-_NOTIFY = fast(select(func.pg_notify(bindparam("channel", type_=String()), bindparam("payload", type_=String()))),
-               in_transaction=True)
+@functools.lru_cache(maxsize=NOTIFY_BATCH)
+def _notify(count: int) -> Any:
+    """`count` NOTIFYs in one statement, sent by PostgreSQL when the transaction commits (so never run
+    outside it: `in_transaction`)."""
+    channel = bindparam("channel", type_=String())
+    return fast(select(*(func.pg_notify(channel, bindparam(f"p{i}", type_=String())) for i in range(count))),
+                in_transaction=True)
+
+
+async def _send_notifies(session: AsyncSession) -> None:
+    """The transaction's events as NOTIFYs, just before its commit: one round trip for a post's three."""
+    payloads = session.sync_session.info.pop(_PENDING, [])
+    for start in range(0, len(payloads), NOTIFY_BATCH):
+        chunk = payloads[start:start + NOTIFY_BATCH]
+        await session.execute(_notify(len(chunk)), {"channel": CHANNEL, **{f"p{i}": p for i, p in enumerate(chunk)}})
 
 
 async def queue_event(session: AsyncSession, event: Event) -> None:
@@ -131,7 +146,8 @@ async def queue_event(session: AsyncSession, event: Event) -> None:
     if bus is None:
         return
     if bus.uses_postgres:
-        await session.execute(_NOTIFY, {"channel": CHANNEL, "payload": event.dumps()})
+        session.sync_session.info.setdefault(_PENDING, []).append(event.dumps())
+        pg_fast.before_commit(session, _PENDING, _send_notifies)
     else:
         session.sync_session.info.setdefault(_PENDING, []).append(event)
 

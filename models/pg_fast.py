@@ -18,14 +18,35 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from .db import FAST, FAST_IN_TRANSACTION, CompiledFast, FastRows
+
+BEFORE_COMMIT = "voisinage_before_commit"  # session.info: {key: async hook(session)}, run by commit
+
+
+def before_commit(session: AsyncSession, key: str, hook: Any) -> None:
+    """Run `await hook(session)` when this PostgreSQL session commits, before the COMMIT (once per key
+    and transaction; a rollback drops it)."""
+    session.sync_session.info.setdefault(BEFORE_COMMIT, {})[key] = hook
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_hooks(session: Session) -> None:
+    session.info.pop(BEFORE_COMMIT, None)
 
 
 class PgSession(AsyncSession):
     """An AsyncSession whose `fast` statements run on asyncpg directly (the others as usual)."""
+
+    async def commit(self) -> None:
+        hooks = self.sync_session.info.pop(BEFORE_COMMIT, None)
+        for hook in (hooks or {}).values():
+            await hook(self)
+        await super().commit()
 
     async def execute(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         if not kwargs and statement.get_execution_options().get(FAST):

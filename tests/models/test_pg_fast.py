@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from voisinage.models import db, pg_fast
 from voisinage.models.meta import IdNode
 
+from ..rig.statements import recorded_statements
+
 AT = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
 INSERT = db.fast_insert(IdNode, id=bindparam("i"), node=bindparam("n"), created_at=bindparam("t"))
 NODES = db.fast(select(IdNode.id, IdNode.node, IdNode.created_at).where(IdNode.id.in_(bindparam("ids", expanding=True)))
@@ -164,7 +166,8 @@ async def test_a_connection_that_dies_in_use_fails_once_and_the_pool_starts_afre
 
 
 async def test_an_event_leaves_at_commit_and_never_for_a_transaction_rolled_back(sessionmaker, runs):
-    """`pg_notify` is a SELECT whose effect belongs to the transaction: the fast path runs it inside."""
+    """`pg_notify` is a SELECT whose effect belongs to the transaction: a transaction's events go in one
+    statement just before its commit, on the fast path inside the transaction; none for a rollback."""
     import asyncio
 
     from voisinage.models.events import Event, EventBus, bind_bus, queue_event
@@ -182,18 +185,47 @@ async def test_an_event_leaves_at_commit_and_never_for_a_transaction_rolled_back
         return got
 
     try:
-        with pytest.raises(RuntimeError):
+        with recorded_statements(sessionmaker.kw["bind"]) as seen, pytest.raises(RuntimeError):
             async with db.write_session(sessionmaker) as session:
-                await queue_event(session, Event("update", 1))  # first: begins the transaction
-                await queue_event(session, Event("update", 2))  # inside it: the fast path
+                await queue_event(session, Event("update", 1))
+                await queue_event(session, Event("update", 2))
                 assert await received() == []  # not before the commit
                 raise RuntimeError("the request failed")
         assert await received() == []
-        async with db.write_session(sessionmaker) as session:
-            await queue_event(session, Event("update", 3))
-            await queue_event(session, Event("update", 4))
-            assert await received() == []
+        assert not [s for s in seen if "pg_notify" in s]  # a rollback sends none
+        with recorded_statements(sessionmaker.kw["bind"]) as seen:
+            async with db.write_session(sessionmaker) as session:
+                await queue_event(session, Event("update", 3))
+                await queue_event(session, Event("update", 4))
+                assert await received() == []
         assert await received() == [3, 4]
-        assert runs == ["SELECT", "SELECT"]  # the second event of each transaction
+        assert len([s for s in seen if "pg_notify" in s]) == 1  # both events in one statement, at commit
+    finally:
+        await bus.close()
+
+
+async def test_many_events_of_one_transaction_all_leave(sessionmaker):
+    """More events than one statement takes (`events.NOTIFY_BATCH`): sent in several, all of them."""
+    import asyncio
+
+    from voisinage.models import events
+    from voisinage.models.events import Event, EventBus, bind_bus, queue_event
+
+    bus = EventBus()
+    await bus.attach(sessionmaker.kw["bind"])
+    subscription = bus.subscribe()
+    bind_bus(sessionmaker, bus)
+    count = events.NOTIFY_BATCH * 2 + 3
+    try:
+        with recorded_statements(sessionmaker.kw["bind"]) as seen:
+            async with db.write_session(sessionmaker) as session:
+                for i in range(count):
+                    await queue_event(session, Event("update", i))
+        await asyncio.sleep(0.3)
+        got = []
+        while not subscription.queue.empty():
+            got.append(subscription.queue.get_nowait().object_id)
+        assert got == list(range(count))
+        assert len([s for s in seen if "pg_notify" in s]) == 3
     finally:
         await bus.close()
