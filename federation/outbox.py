@@ -113,10 +113,15 @@ async def follower_inboxes(session: AsyncSession, target_id: int) -> list[str]:
     return list(dict.fromkeys(i for i in await session.scalars(_FOLLOWER_INBOXES, {"target": target_id}) if i))
 
 
-_FOLLOWER_INBOXES = fast(
-    select(func.coalesce(func.nullif(Actor.shared_inbox_uri, ""), Actor.inbox_uri))
-    .join(Follow, Follow.follower_id == Actor.id)
-    .where(Follow.target_id == bindparam("target"), Follow.state == ACCEPTED, Actor.domain != ""))
+def _remote_followers(query: Any, target: str) -> Any:
+    """`query` (over Actor) narrowed to the remote actors with an accepted follow of the actor whose id
+    is the bind parameter `target`."""
+    return (query.join(Follow, Follow.follower_id == Actor.id)
+            .where(Follow.target_id == bindparam(target), Follow.state == ACCEPTED, Actor.domain != ""))
+
+
+_FOLLOWER_INBOXES = fast(_remote_followers(
+    select(func.coalesce(func.nullif(Actor.shared_inbox_uri, ""), Actor.inbox_uri)), "target"))
 
 
 async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
@@ -225,18 +230,13 @@ def _recipient_rows(part: int) -> Any:
                   Actor.shared_inbox_uri, Actor.inbox_uri)
 
 
-def _remote_followers(part: int, target: str) -> Any:
-    return (_recipient_rows(part).join(Follow, Follow.follower_id == Actor.id)
-            .where(Follow.target_id == bindparam(target), Follow.state == ACCEPTED, Actor.domain != ""))
-
-
 _RECIPIENTS = fast(union_all(
     _recipient_rows(_AUDIENCE).where(Actor.id == bindparam("audience")),
     _recipient_rows(_MENTIONED_ACTORS).join(Mention, Mention.actor_id == Actor.id)
     .where(Mention.post_id == bindparam("post")),
     _recipient_rows(_PARENT_AUTHOR).where(Actor.id == bindparam("parent_author")),
-    _remote_followers(_AUDIENCE_FOLLOWERS, "audience"),
-    _remote_followers(_AUTHOR_FOLLOWERS, "author")))
+    _remote_followers(_recipient_rows(_AUDIENCE_FOLLOWERS), "audience"),
+    _remote_followers(_recipient_rows(_AUTHOR_FOLLOWERS), "author")))
 
 
 def _remote_thread(post: Post, group: Any, parent_author: list[Any]) -> list[Any]:
