@@ -34,7 +34,7 @@ from ..keys import SESSIONMAKER, SETTINGS
 from ..services import posting
 from ..services.media import media_to_api
 from .params import Params, get_page, link_header, path_id, read_params
-from .to_api import iso, load_posts, render_accounts, render_status, render_statuses
+from .to_api import StatusBatch, iso, load_posts, render_accounts, render_status, render_statuses
 
 IDEMPOTENCY_SECONDS = 3600
 MAX_IDEMPOTENCY_KEY = 200
@@ -152,12 +152,14 @@ async def create_status(request: web.Request) -> web.Response:
     params = await read_params(request)
     new = _new_post(params, request["auth"])
     key = _idempotency_key(request)
+    created = None
     try:
         async with write_session(request.app[SESSIONMAKER]) as session:
             post = await _replayed(session, me, key) if key else None
             if post is None:
                 author = (await session.execute(posting.AUTHOR, {"id": me})).one()
-                post = await posting.create_post(session, author, new, _site(request))
+                created = await posting.create_post(session, author, new, _site(request))
+                post = created.post
                 if key:
                     session.add(IdempotentResult(actor_id=me, key=key, post_id=post.id))
                     await session.flush()
@@ -169,7 +171,20 @@ async def create_status(request: web.Request) -> web.Response:
             if post is None:
                 raise
             post_id = post.id
-    return await _render_committed(request, post_id, me)
+        created = None
+    if created is None:  # a replay: the post as it is now
+        return await _render_committed(request, post_id, me)
+    return await _render_created(request, created)
+
+
+async def _render_created(request: web.Request, created: posting.Created) -> web.Response:
+    """Answer a post just created from what its creation stored: only its accounts and application are
+    read, after the commit (GET /api/v1/statuses/:id gives the same entity; a test compares them)."""
+    batch = StatusBatch(_base_url(request), created.viewer)
+    batch.add_created(created.post, created.mentions, created.tags, created.media, created.poll)
+    async with read_session(request.app[SESSIONMAKER]) as session:
+        await batch.load_created(session)
+    return json_response(batch.render(created.post))
 
 
 # --- reading --------------------------------------------------------------------------------------

@@ -188,7 +188,20 @@ class Author(Protocol):
 AUTHOR = fast(select(Actor.id, Actor.uri).where(Actor.id == bindparam("id")))
 
 
-async def create_post(session: AsyncSession, author: Author, new: NewPost, site: Site) -> Post:
+@dataclass(frozen=True)
+class Created:
+    """A post just stored, with the relations stored along: enough to answer with it without reading
+    it back."""
+
+    post: Post
+    viewer: audience.Viewer  # its author
+    mentions: list[int]
+    tags: list[str]
+    media: list[MediaAttachment]
+    poll: Poll | None
+
+
+async def create_post(session: AsyncSession, author: Author, new: NewPost, site: Site) -> Created:
     """Validate and store a resident's post, its village's announce, home entries and notifications."""
     resident = (await session.execute(_DEFAULTS, {"id": author.id})).first()  # None for a village's actor
     viewer = await audience.load_viewer(session, author.id)
@@ -224,8 +237,7 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     )
     await _store_mentions_and_tags(session, post, rendered.mentions, rendered.tags)
     media_service.attach_media(media, post.id)
-    if new.poll is not None:
-        create_poll(session, post, new.poll)
+    poll = create_poll(session, post, new.poll) if new.poll is not None else None
     await session.flush()
     await _fan_out_post(session, post, rendered.mentions, parent)
     await add_to_homes(session, post.id, post.id, await tag_followers_who_see(session, post, rendered.tags))
@@ -241,7 +253,7 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     await add_to_counter(session, Actor, counted, "statuses_count", 1, last_status_at=post.created_at)
     if parent is not None:
         await add_to_counter(session, Post, parent.id, "replies_count", 1)
-    return post
+    return Created(post, viewer, rendered.mentions, _stored_tags(rendered.tags), media, poll)
 
 
 # A resident's posting defaults (the Resident row has the password hash and more: not loaded for this).
@@ -291,8 +303,12 @@ def _placement(author: Viewer, visibility: str, parent: Post | None) -> tuple[st
 async def _store_mentions_and_tags(session: AsyncSession, post: Post, mentions: list[int],
                                    tags: list[str]) -> None:
     await insert_all(session, Mention, [{"post_id": post.id, "actor_id": actor_id} for actor_id in mentions])
-    await insert_all(session, PostTag, [{"post_id": post.id, "name": name[:MAX_TAG_LENGTH],
-                                         "canonical": canonical(name)[:MAX_TAG_LENGTH]} for name in tags])
+    await insert_all(session, PostTag, [{"post_id": post.id, "name": name, "canonical": canonical(name)[:MAX_TAG_LENGTH]}
+                                        for name in _stored_tags(tags)])
+
+
+def _stored_tags(tags: list[str]) -> list[str]:
+    return [name[:MAX_TAG_LENGTH] for name in tags]
 
 
 async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetime) -> None:

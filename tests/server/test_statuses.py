@@ -19,6 +19,7 @@ from voisinage.models.timeline import HomeEntry
 from voisinage.server.keys import ENGINE
 
 from ..rig.statements import recorded_statements
+from .test_media import encode, png_with_alpha, two_colour, upload
 from .test_visibility import can_get, follow, home, post, shown_ids
 
 
@@ -73,6 +74,32 @@ async def test_a_posts_counters_are_its_last_statements(rig):
     assert (await actor(rig, rig["alder"].actor_id)).statuses_count == 1
     assert (await actor(rig, rig.village_ids["north"])).statuses_count == 2
     assert (await one_post(rig, parent["id"])).replies_count == 1
+
+
+async def test_a_new_posts_answer_is_the_status_read_back(rig):
+    """POST answers from what posting stored instead of reading the post back: it must be the entity
+    GET gives, whatever the post carries (mentions out of id order, tags, a long tag cut to its stored
+    length, a reply, media attached out of upload order, a poll, each visibility)."""
+    uploads = []
+    for data in (encode(two_colour(), "JPEG"), png_with_alpha()):
+        status, media = await upload(rig, "alder", data, description="vélo")
+        assert status == 200, media
+        uploads.append(media["id"])
+    first = await post(rig, "birch", "Qui prête une remorque ?")
+    cases = [
+        {"status": f"@birch @north@a.test vélo #Vélo #annonce #{'x' * 120}", "spoiler_text": "cw", "language": "fr"},
+        {"status": "Moi @birch", "in_reply_to_id": first["id"]},
+        {"status": "photos", "media_ids": uploads[::-1], "sensitive": True},
+        {"status": "Quel jour ?", "poll": {"options": ["samedi", "dimanche"], "expires_in": 3600}},
+        {"status": "@birch rien que toi", "visibility": "direct"},
+        {"status": "abonnés", "visibility": "private"},
+        {"status": "discret", "visibility": "unlisted"},
+    ]
+    for fields in cases:
+        body = await post(rig, "alder", fields.pop("status"), **fields)
+        status, again = await rig.api("alder").get(f"/api/v1/statuses/{body['id']}")
+        assert status == 200 and again == body, fields
+    assert len(body["account"]) > 5 and body["account"]["statuses_count"] == len(cases)
 
 
 async def test_post_uses_the_default_visibility_and_creates_the_village_announce(rig):
