@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from voisinage.models.db import fast, write_session, writes_on_loop
+from voisinage.models.events import savepoint
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
 
@@ -51,14 +52,15 @@ async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int]
 BUSY_TRIES = 4
 
 
-async def process_item(ctx: FederationContext, item_id: int) -> str:
+async def process_item(ctx: FederationContext, item_id: int, *, tried_without_fetch: bool = False) -> str:
     """Dispatch one item; returns its new state ("done", "failed" or "pending" for a retry).
 
     SQLite refuses to turn a read transaction into a write one when another connection wrote in
     between ("database is locked" at once, not after the busy timeout), which a busy inbox makes
     common: such an item is tried again holding the write lock from the start, which cannot fail so,
-    and only then waits for a backoff."""
-    if writes_on_loop(ctx.sessionmaker):
+    and only then waits for a backoff. `tried_without_fetch`: the caller already tried it with the
+    write lock and no network (`_process_together`)."""
+    if writes_on_loop(ctx.sessionmaker) and not tried_without_fetch:
         # SQLite: first with the write lock held from the start and no network (most items need no
         # fetch), so that the item's statements run on the event loop's thread; an item that needs a
         # fetch is rolled back and handled as below.
@@ -103,14 +105,7 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
         # after a conflict) takes the write lock first: most items need no fetch at all.
         opened = write_session(ctx.sessionmaker) if immediate else ctx.sessionmaker()
         async with opened as session:
-            item = (await session.execute(_ITEM, {"id": item_id})).first()
-            if item is None:
-                return DONE
-            signer = await get_actor(session, item.signer_uri)
-            if signer is None:
-                raise ApParseError("the signer is unknown")
-            await dispatch(InboxContext(ctx, session, signer), item.body)
-            await session.execute(_ITEM_DONE, {"b_id": item_id})
+            await _dispatch_item(ctx, session, item_id)
             await session.commit()
         return DONE
     except NeedsFetch:
@@ -126,6 +121,18 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
         return await _finish(ctx, item_id, FAILED, f"{type(exc).__name__}: {exc}")
     except FetchError as exc:
         return await _finish(ctx, item_id, None, f"fetch failed: {exc}")
+
+
+async def _dispatch_item(ctx: FederationContext, session: Any, item_id: int) -> None:
+    """Handle the item's activity in `session` and mark the item done there (a gone item: nothing)."""
+    item = (await session.execute(_ITEM, {"id": item_id})).first()
+    if item is None:
+        return
+    signer = await get_actor(session, item.signer_uri)
+    if signer is None:
+        raise ApParseError("the signer is unknown")
+    await dispatch(InboxContext(ctx, session, signer), item.body)
+    await session.execute(_ITEM_DONE, {"b_id": item_id})
 
 
 # An item's signer and activity, and its end, as plain statements built once (no ORM row per item).
@@ -154,6 +161,9 @@ async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
     """Claim and process one batch of inbox items; returns how many were taken. Each signer's items are
     handled in the order they arrived; on PostgreSQL, those of up to SIGNERS_AT_ONCE signers at once."""
     rows = await claim_items(ctx, limit, held)
+    if writes_on_loop(ctx.sessionmaker):
+        await _process_together(ctx, [row.id for row in rows], held)
+        return len(rows)
     if ctx.sessionmaker.kw["bind"].dialect.name != "postgresql":
         await _process_in_order(ctx, [row.id for row in rows], held)
         return len(rows)
@@ -170,10 +180,11 @@ async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
     return len(rows)
 
 
-async def _process_in_order(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
+async def _process_in_order(ctx: FederationContext, found: list[int], held: set[int] | None,
+                            **options: Any) -> None:
     for index, item_id in enumerate(found):
         try:
-            await process_item(ctx, item_id)
+            await process_item(ctx, item_id, **options)
         except asyncio.CancelledError:
             raise  # shutdown: this item and the rest stay held so that Workers.release gives them back
         except BaseException:
@@ -182,6 +193,47 @@ async def _process_in_order(ctx: FederationContext, found: list[int], held: set[
             raise
         if held is not None:
             held.discard(item_id)
+
+
+# How long one write transaction of `_process_together` goes on adding items: the API's writers wait
+# for SQLite's write lock meanwhile.
+TOGETHER_SECONDS = 0.02
+
+
+async def _process_together(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
+    """SQLite: the items in arrival order, as many as TOGETHER_SECONDS allows in one write transaction,
+    each in its savepoint and without the network. A commit is most of a small item's cost, and the
+    pages several items change (the inbox rows, the posts' indexes, a reader's home) are written once.
+    An item that raises anything (it needs a fetch, it is refused, a bug) is rolled back to its
+    savepoint; the items before it are committed, it is handled alone by `process_item`, and the next
+    transaction starts after it: the order of a signer's items holds."""
+    quick = dataclasses.replace(ctx, transport=_NoFetch(ctx.transport))
+    loop = asyncio.get_running_loop()
+    index = 0
+    try:
+        while index < len(found):
+            first, alone = index, None
+            async with write_session(ctx.sessionmaker) as session:
+                began = loop.time()
+                while index < len(found) and loop.time() - began < TOGETHER_SECONDS:
+                    try:
+                        async with savepoint(session):
+                            await _dispatch_item(quick, session, found[index])
+                    except Exception:
+                        alone = found[index]
+                        break
+                    index += 1
+            if held is not None:
+                held.difference_update(found[first:index])
+            if alone is not None:
+                await _process_in_order(ctx, [alone], held, tried_without_fetch=True)
+                index += 1
+    except asyncio.CancelledError:
+        raise  # shutdown: the items left stay held so that Workers.release gives them back
+    except BaseException:
+        if held is not None:  # no longer renewed: they are due again when their lease ends
+            held.difference_update(found[index:])
+        raise
 
 
 async def release(ctx: FederationContext, item_ids: set[int]) -> None:

@@ -76,6 +76,8 @@ _WAKE_AFTER_COMMIT = "wake_after_commit"
 
 @sa_event.listens_for(Session, "after_commit")
 def _wake_workers(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released (SQLAlchemy tells it as a commit): the transaction goes on
     for wake in session.info.pop(_WAKE_AFTER_COMMIT, ()):
         wake.set()
 

@@ -11,6 +11,7 @@ commits:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -152,8 +153,26 @@ async def queue_event(session: AsyncSession, event: Event) -> None:
         session.sync_session.info.setdefault(_PENDING, []).append(event)
 
 
+@contextlib.asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A SAVEPOINT (`begin_nested`) whose rollback also drops the events queued inside it."""
+    pending = session.sync_session.info.setdefault(_PENDING, [])
+    mark = len(pending)
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        del pending[mark:]
+        raise
+
+
+# SQLAlchemy tells a SAVEPOINT's release as a commit and its rollback as a rollback: the transaction
+# goes on, and its events wait for its end (`savepoint` drops those queued inside a rolled back one).
+
 @sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING, None)
     bus = session.info.get("event_bus")
     if pending and bus is not None:
@@ -163,4 +182,6 @@ def _after_commit(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     session.info.pop(_PENDING, None)

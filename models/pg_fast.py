@@ -36,6 +36,8 @@ def before_commit(session: AsyncSession, key: str, hook: Any) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _drop_hooks(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT rolled back: the transaction goes on, and will commit
     session.info.pop(BEFORE_COMMIT, None)
 
 

@@ -1,5 +1,6 @@
 """The inbox worker's batch: each signer's items in the order they arrived; on PostgreSQL the items of
-several signers at once (`inbox_worker.SIGNERS_AT_ONCE`), on SQLite one after another."""
+several signers at once (`inbox_worker.SIGNERS_AT_ONCE`), on SQLite one after another, in shared write
+transactions."""
 
 import asyncio
 from typing import Any
@@ -12,9 +13,12 @@ from voisinage.federation.context import FEDERATION
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.base import utcnow
+from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
+from voisinage.models.meta import MetaValue
 from voisinage.models.queue import DONE, FAILED, PENDING
+from voisinage.server.keys import EVENT_BUS
 
 SIGNERS = {"a": 3, "b": 2, "c": 2, "d": 1}  # name on partner.test -> items it sent
 
@@ -127,3 +131,46 @@ async def test_an_unexpected_error_lets_go_of_the_lanes_rest(rig, monkeypatch):
     postgres = rig.sessionmaker.kw["bind"].dialect.name == "postgresql"
     if postgres:  # the other lanes went on to the end
         assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order) - SIGNERS["b"]
+
+
+async def test_on_sqlite_items_share_a_transaction_and_one_that_raises_is_handled_alone(rig, monkeypatch):
+    """SQLite: a batch's items in one write transaction, each in its savepoint. The item that raises is
+    rolled back alone (its rows and its live events), the items before it are committed, it is tried
+    again on its own (refused again: failed), and the items after it go on in a new transaction."""
+    if not db.writes_on_loop(rig.sessionmaker):
+        pytest.skip("PostgreSQL handles each item in its own transaction")
+    order = await _fill(rig)
+    broken = f"{order[4][0]}/activities/1"  # a's second item, after an item of each signer
+    subscription = rig.app[EVENT_BUS].subscribe()
+    sessions: list[tuple[str, Any]] = []  # (activity id, the session it ran in)
+    waiting: list[int] = []
+
+    async def writing(ictx: Any, activity: dict[str, Any]) -> bool:
+        sessions.append((activity["id"], ictx.session))
+        waiting.append(subscription.queue.qsize())  # events sent so far: those of committed items only
+        ictx.session.add(MetaValue(key=f"{len(sessions)}", value=activity["id"]))
+        await ictx.session.flush()
+        await queue_event(ictx.session, Event("update", len(sessions)))
+        if activity["id"] == broken:
+            raise ValueError("unusable")
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", writing)
+    assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
+
+    ran = [activity for activity, _ in sessions]
+    arrived = [f"{uri}/activities/{sum(1 for u, _ in order[:n] if u == uri)}" for n, (uri, _) in enumerate(order)]
+    assert ran == arrived[:5] + [broken] + arrived[5:]  # tried again alone, then the rest in order
+    shared = [id(session) for _, session in sessions]  # the sessions are kept: no id is reused
+    # the items before and the broken one's first try; its try alone; the items after
+    assert len(set(shared[:5])) == 1 and len(set(shared[6:])) == 1
+    assert len({shared[0], shared[5], shared[6]}) == 3
+    stored = {row.value for row in await rig.rows(MetaValue, MetaValue.value.like("https://partner.test/%"))}
+    assert stored == {activity for activity in ran if activity != broken}
+    assert {item.id for item in await rig.rows(InboxItem, InboxItem.state == FAILED)} == {order[4][1]}
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order) - 1
+    got = []
+    while not subscription.queue.empty():
+        got.append(subscription.queue.get_nowait().object_id)
+    assert got == [n for n in range(1, len(ran) + 1) if n not in (5, 6)]  # none of the broken item's
+    assert waiting == [0] * 5 + [4] * (len(ran) - 5)
