@@ -26,8 +26,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voisinage.models.actor import ACTOR_BY_URI, APPLICATION, GROUP, PERSON, SERVICE, Actor
-from voisinage.models.db import fast
+from voisinage.models.actor import ACTOR_ROW_BY_URI, APPLICATION, GROUP, PERSON, SERVICE, Actor
+from voisinage.models.db import fast, get_fast, load_fast
 from voisinage.models.html import sanitize
 from voisinage.models.ids import new_id
 from voisinage.models.instance import normalize_host
@@ -290,7 +290,7 @@ def _apply(actor: Actor, fields: RemoteActorFields, domain: str, now: dt.datetim
 async def _store(session: AsyncSession, ctx: FederationContext, fields: RemoteActorFields) -> Actor:
     domain = host_of(fields.uri)
     now = dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
-    actor = await session.scalar(ACTOR_BY_URI, {"uri": fields.uri})
+    actor = await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": fields.uri})
     clash = await session.scalar(select(Actor).where(
         func.lower(Actor.username) == fields.username.lower(), Actor.domain == domain))
     if clash is not None and clash is not actor:
@@ -305,7 +305,7 @@ async def _store(session: AsyncSession, ctx: FederationContext, fields: RemoteAc
             _apply(actor, fields, domain, now)
             session.add(actor)
     except IntegrityError:
-        actor = await session.scalar(ACTOR_BY_URI, {"uri": fields.uri})
+        actor = await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": fields.uri})
         if actor is None:
             raise ApParseError(f"{fields.username}@{domain} clashes with another actor") from None
         _apply(actor, fields, domain, now)
@@ -363,7 +363,7 @@ async def get_remote_actor(ctx: FederationContext, session: AsyncSession, uri: s
     if loaded is not None and loaded.uri == uri and loaded.domain:
         actor: Actor | None = loaded
     else:
-        actor = await session.scalar(ACTOR_BY_URI, {"uri": uri})
+        actor = await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": uri})
     if actor is not None and not refresh:
         return actor
     _, doc = await _signed_get(ctx, session, uri)
@@ -424,7 +424,7 @@ async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: 
     await _require_partner(session, key_id)
     cached = None if refresh else ctx.key_cache.get(key_id)
     if cached is not None:
-        actor = await session.get(Actor, cached[0])
+        actor = await get_fast(session, Actor, cached[0])
         if actor is not None and actor.key_id == key_id:
             return actor, cached[1]
     actor = None if refresh else await session.scalar(
@@ -476,7 +476,7 @@ async def proof_key_for(ctx: FederationContext, session: AsyncSession, method_id
         cached = ctx.key_cache.get(_PROOF_PREFIX + method_id)
     if cached is None:
         raise ApParseError("verification method is not one of the actor's assertion keys")
-    actor = await session.get(Actor, cached[0])
+    actor = await get_fast(session, Actor, cached[0])
     if actor is None:
         raise ApParseError("verification method's actor is gone")
     try:

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voisinage.models.actor import ACTOR_BY_URI, APPLICATION, Actor
+from voisinage.models.actor import ACTOR_ROW_BY_URI, APPLICATION, Actor
+from voisinage.models.db import load_fast
 from voisinage.models.ids import new_id
 from voisinage.models.uris import instance_actor_uri
 
@@ -136,7 +137,7 @@ def signer_for(actor: KeyHolder) -> Signer:
 async def get_instance_actor(session: AsyncSession, ctx: FederationContext) -> Actor:
     """Our Application actor (`/actor`), which signs fetches made for the instance; created on first use."""
     uri = instance_actor_uri(ctx.base_url)
-    actor = await session.scalar(ACTOR_BY_URI, {"uri": uri})
+    actor = await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": uri})
     if actor is None:
         try:
             async with session.begin_nested():  # two first requests at once: one insert wins
@@ -146,7 +147,7 @@ async def get_instance_actor(session: AsyncSession, ctx: FederationContext) -> A
                               discoverable=False, bot=True, note="", note_source="", fields=[])
                 session.add(actor)
         except IntegrityError:
-            actor = await session.scalar(ACTOR_BY_URI, {"uri": uri})
+            actor = await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": uri})
             if actor is None:
                 raise
     await ensure_local_keys(session, actor)

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import fast, insert_all
+from voisinage.models.db import fast, get_fast, insert_all
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
@@ -129,7 +129,7 @@ _FOLLOWER_INBOXES = fast(_remote_followers(
 async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
     if actor_id is None:
         return None
-    return await session.get(Actor, actor_id)
+    return await get_fast(session, Actor, actor_id)
 
 
 async def _mentioned(session: AsyncSession, post: Post) -> list[Actor]:
@@ -150,7 +150,7 @@ _MEDIA = select(MediaAttachment).where(MediaAttachment.post_id == bindparam("pos
 async def render_note(session: AsyncSession, ctx: FederationContext, post: Post) -> tuple[dict[str, Any], Actor]:
     """The Note (a Question for a poll) of a local post, with its media and its FEP-8b32 proof, and its
     loaded author. A bounded number of queries, whatever the media and votes."""
-    author = await session.get(Actor, post.author_id)
+    author = await get_fast(session, Actor, post.author_id)
     assert author is not None
     await ensure_local_keys(session, author)
     audience = await _load(session, post.audience_id)
@@ -292,7 +292,7 @@ async def publish_delete(session: AsyncSession, ctx: FederationContext, post: Po
     inboxes = [*announce_inboxes, *create_inboxes]
     if not inboxes:
         return
-    author = await session.get(Actor, post.author_id)
+    author = await get_fast(session, Actor, post.author_id)
     assert author is not None
     note, _ = await render_note(session, ctx, post)
     addressing: dict[str, Any] = {key: note[key] for key in ("to", "cc", "audience") if key in note}
@@ -502,7 +502,7 @@ async def request_follow(session: AsyncSession, ctx: FederationContext, follower
 async def publish_vote(session: AsyncSession, ctx: FederationContext, poll: Poll, voter: Actor) -> None:
     """Send a resident's vote in a remote poll to the poll's author (its own inbox, as Mastodon does):
     one Create{Note} per chosen option, id `<voter>#votes/<vote id>`."""
-    author = await session.get(Actor, poll.author_id)
+    author = await get_fast(session, Actor, poll.author_id)
     question_uri = await session.scalar(select(Post.uri).where(Post.id == poll.post_id))
     inbox = (author.inbox_uri or author.shared_inbox_uri) if author is not None else None
     if author is None or author.local or not question_uri or not inbox:

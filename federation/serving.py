@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import GROUP, PERSON, Actor
-from voisinage.models.db import write_session
+from voisinage.models.db import get_fast, write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.post import Mention, Post, PostTag
 from voisinage.models.remote_audience import remote_may_see
@@ -182,7 +182,7 @@ async def _with_keys(ctx: FederationContext, actor: Actor) -> Actor:
     if actor.private_key_pem and actor.ed25519_private_pem and actor.key_id:
         return actor
     async with write_session(ctx.sessionmaker) as session:
-        fresh = await session.get(Actor, actor.id)
+        fresh = await get_fast(session, Actor, actor.id)
         assert fresh is not None
         await ensure_local_keys(session, fresh)
     return fresh
@@ -200,14 +200,14 @@ async def get_moderators(session: AsyncSession, village_id: int | None) -> list[
 
 async def note_for_post(session: AsyncSession, base_url: str, post: Post) -> dict[str, Any]:
     """The signed Note of one of our original posts; gives the author keys if it has none (flushes)."""
-    author = await session.get(Actor, post.author_id)
+    author = await get_fast(session, Actor, post.author_id)
     if author is None:
         raise LookupError("post without author")
     await ensure_local_keys(session, author)
     mentions = list(await session.scalars(select(Actor).join(Mention, Mention.actor_id == Actor.id).where(
         Mention.post_id == post.id).order_by(Actor.id)))
     tags = list(await session.scalars(select(PostTag.name).where(PostTag.post_id == post.id).order_by(PostTag.name)))
-    audience = await session.get(Actor, post.audience_id) if post.audience_id is not None else None
+    audience = await get_fast(session, Actor, post.audience_id) if post.audience_id is not None else None
     reply_to = post.in_reply_to_uri
     if reply_to is None and post.in_reply_to_id is not None:
         reply_to = await session.scalar(select(Post.uri).where(Post.id == post.in_reply_to_id))
@@ -220,7 +220,7 @@ async def activity_for_post(session: AsyncSession, base_url: str, post: Post) ->
 
     May create the author's keys: use a write session.
     """
-    author = await session.get(Actor, post.author_id)
+    author = await get_fast(session, Actor, post.author_id)
     if author is None:
         return None
     if not post.reblog:

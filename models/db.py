@@ -35,6 +35,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -47,7 +48,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session, configure_mappers
+from sqlalchemy.orm import Session, configure_mappers, make_transient_to_detached
 
 from . import ids
 
@@ -414,6 +415,45 @@ def _transient(model: Any, row: dict[str, Any]) -> Any:
     instance = mapper.class_manager.new_instance()
     instance.__dict__.update(row)
     return instance
+
+
+async def load_fast(session: Any, model: Any, statement: Any, parameters: dict[str, Any]) -> Any:
+    """The first row of `statement` (a `fast` SELECT of `model`'s columns, `select(*model.__table__.c)`)
+    as an instance of the session, as `session.scalar(select(model)...)` gives it, for a fraction of the
+    ORM's loading cost: the instance the session already has (not refreshed, as the ORM does), or a
+    new persistent one whose changes the session saves. None when there is no row."""
+    row = (await session.execute(statement, parameters)).first()
+    if row is None:
+        return None
+    mapper = model.__mapper__
+    key = mapper.identity_key_from_primary_key([getattr(row, column.key) for column in mapper.primary_key])
+    sync = session.sync_session
+    known = sync.identity_map.get(key)
+    if known is not None:
+        if inspect(known).expired_attributes:  # the ORM's loading would refresh them from the row
+            return await session.scalar(select(model).where(*(column == getattr(row, column.key)
+                                                              for column in mapper.primary_key)))
+        return known
+    instance = _transient(model, row._asdict())
+    make_transient_to_detached(instance)
+    sync.add(instance)
+    return instance
+
+
+async def get_fast(session: Any, model: Any, ident: Any) -> Any:
+    """`session.get(model, ident)` (a single-column primary key) through `load_fast`: the instance the
+    session has, without a query, or the row loaded at a fraction of the ORM's cost."""
+    mapper = model.__mapper__
+    known = session.sync_session.identity_map.get(mapper.identity_key_from_primary_key([ident]))
+    if known is not None and not inspect(known).expired_attributes:
+        return known
+    return await load_fast(session, model, _by_primary_key(model), {"pk": ident})
+
+
+@functools.cache
+def _by_primary_key(model: Any) -> Any:
+    (key,) = model.__mapper__.primary_key
+    return fast(select(*model.__table__.c).where(key == bindparam("pk")))
 
 
 async def insert_all(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:

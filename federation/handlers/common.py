@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voisinage.models.actor import ACTOR_BY_URI, Actor
+from voisinage.models.actor import ACTOR_ROW_BY_URI, Actor
+from voisinage.models.db import load_fast
 from voisinage.models.post import Post
 
 
@@ -13,7 +14,7 @@ async def get_actor(session: AsyncSession, uri: str | None) -> Actor | None:
     """A known actor by uri."""
     if not uri:
         return None
-    return await session.scalar(ACTOR_BY_URI, {"uri": uri})
+    return await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": uri})
 
 
 async def get_post(session: AsyncSession, uri: str | None) -> Post | None:

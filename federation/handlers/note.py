@@ -19,7 +19,7 @@ from voisinage.models.audience import followers_who_see, get_readers
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.counters import add_to_counter
-from voisinage.models.db import fast, insert_all, insert_new
+from voisinage.models.db import fast, get_fast, insert_all, insert_new
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.notification import notify
@@ -237,7 +237,7 @@ async def on_announce(ictx: InboxContext, activity: dict[str, Any]) -> None:
     if not booster.is_group:
         readers &= await _followers_of(ictx, booster.id)
         await add_to_counter(ictx.session, Post, original.id, "reblogs_count", 1)
-        author = await ictx.session.get(Actor, original.author_id)
+        author = await get_fast(ictx.session, Actor, original.author_id)
         if author is not None and author.local:
             await notify(ictx.session, author.id, "reblog", booster.id, original.id)
     await add_to_homes(ictx.session, boost.id, original.id, readers)
@@ -270,7 +270,7 @@ async def on_announce_update(ictx: InboxContext, activity: dict[str, Any]) -> No
     if post is None:
         return
     doc = await trusted_note(ictx, obj)
-    author = await ictx.session.get(Actor, post.author_id)
+    author = await get_fast(ictx.session, Actor, post.author_id)
     if doc is not None and author is not None:
         await on_update(InboxContext(ictx.ctx, ictx.session, author), {**inner, "object": doc})
 
@@ -396,7 +396,7 @@ async def delete_remote_post(ictx: InboxContext, post: Post) -> None:
     await ictx.session.execute(delete(Post).where(Post.reblog_of_id == post.id))
     await delete_remote_media(ictx.session, post_id=post.id)
     await ictx.session.execute(delete(Post).where(Post.id == post.id))
-    author = await ictx.session.get(Actor, post.author_id)
+    author = await get_fast(ictx.session, Actor, post.author_id)
     await _leave_tombstone(ictx, post.uri, author.uri if author is not None else ictx.signer.uri, author=True)
 
 

@@ -19,7 +19,7 @@ from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer, blocked_with, load_viewer, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.bookmark import Bookmark
-from voisinage.models.db import read_session, write_session
+from voisinage.models.db import get_fast, read_session, write_session
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
 from voisinage.models.media import MediaAttachment
@@ -299,11 +299,11 @@ async def unfavourite_status(request: web.Request) -> web.Response:
 
 
 async def _reblog(session: AsyncSession, me: int, post_id: int) -> Post:
-    return await posting.create_reblog(session, await session.get(Actor, me), post_id)
+    return await posting.create_reblog(session, await get_fast(session, Actor, me), post_id)
 
 
 async def _unreblog(session: AsyncSession, me: int, post_id: int) -> Post:
-    return await posting.delete_reblog(session, await session.get(Actor, me), post_id)
+    return await posting.delete_reblog(session, await get_fast(session, Actor, me), post_id)
 
 
 async def reblog_status(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.federation import outbox
 from voisinage.federation.context import FederationContext
 from voisinage.models.actor import Actor
+from voisinage.models.db import get_fast
 from voisinage.models.follow import Follow
 from voisinage.models.interaction import Favourite
 from voisinage.models.poll import Poll
@@ -86,8 +87,8 @@ async def follow_removing(session: AsyncSession, follow: Follow) -> None:
     """Call before the Follow row is deleted: Undo to a remote target, Reject to a remote follower."""
     if (ctx := federation_of(session)) is None:
         return
-    follower = await session.get(Actor, follow.follower_id)
-    target = await session.get(Actor, follow.target_id)
+    follower = await get_fast(session, Actor, follow.follower_id)
+    target = await get_fast(session, Actor, follow.target_id)
     if target is not None and not target.local:
         await outbox.publish_undo_follow(session, ctx, follow)
     elif follower is not None and not follower.local:
@@ -121,7 +122,7 @@ async def resolve_account(ctx: FederationContext | None, session: AsyncSession, 
 
 async def poll_voted(session: AsyncSession, poll: Poll, voter_id: int) -> None:
     """A resident voted in a remote poll (their PollVote rows are written): send the vote to its author."""
-    voter = await session.get(Actor, voter_id)
+    voter = await get_fast(session, Actor, voter_id)
     if (ctx := federation_of(session)) is not None and voter is not None:
         await outbox.publish_vote(session, ctx, poll, voter)
 

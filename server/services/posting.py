@@ -32,7 +32,7 @@ from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.conversation import Conversation
 from voisinage.models.counters import add_to_counter
-from voisinage.models.db import dialect_insert, fast, insert_all, insert_new
+from voisinage.models.db import dialect_insert, fast, get_fast, insert_all, insert_new
 from voisinage.models.events import Event, queue_event
 from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
@@ -404,7 +404,7 @@ async def delete_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
 
 
 async def _remove_boost(session: AsyncSession, boost: Post, original: Post) -> None:
-    booster = await session.get(Actor, boost.author_id)
+    booster = await get_fast(session, Actor, boost.author_id)
     await federate.unboosting(session, boost)  # first: the Undo goes where the Announce went
     await session.execute(delete(Post).where(Post.id == boost.id))
     await queue_event(session, Event("delete", boost.id))

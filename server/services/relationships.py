@@ -30,6 +30,7 @@ from voisinage.models.actor import APPLICATION, GROUP, PERSON, Actor
 from voisinage.models.audience import load_viewer, visible_clause
 from voisinage.models.base import utcnow
 from voisinage.models.counters import add_to_counter
+from voisinage.models.db import get_fast
 from voisinage.models.follow import ACCEPTED, PENDING, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.mute_block import Block, Mute
@@ -188,7 +189,7 @@ async def get_pending(session: AsyncSession, follower_id: int, target_id: int) -
 async def authorize_request(session: AsyncSession, target: Actor, follower_id: int) -> bool:
     """Accept a pending follow of `target` (no new notification, as Mastodon); False if none waits."""
     follow = await get_pending(session, follower_id, target.id)
-    follower = await session.get(Actor, follower_id)
+    follower = await get_fast(session, Actor, follower_id)
     if follow is None or follower is None:
         return False
     await accept_follow(session, follow, follower, target)
@@ -208,7 +209,7 @@ async def accept_all_requests(session: AsyncSession, target: Actor) -> int:
     pending = list(await session.scalars(
         select(Follow).where(Follow.target_id == target.id, Follow.state == PENDING).order_by(Follow.id)))
     for follow in pending:
-        follower = await session.get(Actor, follow.follower_id)
+        follower = await get_fast(session, Actor, follow.follower_id)
         if follower is not None:
             await accept_follow(session, follow, follower, target)
             await federate.follow_accepted(session, follow, follower)
