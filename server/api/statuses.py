@@ -157,7 +157,7 @@ async def create_status(request: web.Request) -> web.Response:
         async with write_session(request.app[SESSIONMAKER]) as session:
             post = await _replayed(session, me, key) if key else None
             if post is None:
-                author = (await session.execute(posting.AUTHOR, {"id": me})).one()
+                author = (await session.execute(posting.AUTHOR, {"id": me, "app": new.application_id})).one()
                 created = await posting.create_post(session, author, new, _site(request))
                 post = created.post
                 if key:
@@ -178,10 +178,10 @@ async def create_status(request: web.Request) -> web.Response:
 
 
 async def _render_created(request: web.Request, created: posting.Created) -> web.Response:
-    """Answer a post just created from what its creation stored: only its accounts and application are
-    read, after the commit (GET /api/v1/statuses/:id gives the same entity; a test compares them)."""
+    """Answer a post just created from what its creation stored: only its accounts are read, after the
+    commit (GET /api/v1/statuses/:id gives the same entity; a test compares them)."""
     batch = StatusBatch(_base_url(request), created.viewer)
-    batch.add_created(created.post, created.mentions, created.tags, created.media, created.poll)
+    batch.add_created(created.post, created.mentions, created.tags, created.media, created.poll, created.app)
     async with read_session(request.app[SESSIONMAKER]) as session:
         await batch.load_created(session)
     return json_response(batch.render(created.post))

@@ -207,17 +207,20 @@ ACCOUNT_CACHE_SIZE = 2048  # rendered accounts kept, the least recently used dro
 _ACCOUNTS: collections.OrderedDict[tuple[str, int, Any], dict[str, Any]] = collections.OrderedDict()
 
 
-async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str) -> dict[int, dict[str, Any]]:
+async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str,
+                        changed: Iterable[int] = ()) -> dict[int, dict[str, Any]]:
     """Account entities by id, each rendered once per version of its actor's row and then taken from a
     cache: a timeline page's authors are mostly the same few neighbours, and reading their whole rows
     (dates, profile fields) and rendering them was a sixth of the page. The entities are shared: do not
-    change them (`render_accounts` gives copies). One query when all are cached, two otherwise."""
+    change them (`render_accounts` gives copies). One query when all are cached, two otherwise; one
+    when those that are not cached are among `changed` (rows the caller knows it changed)."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
     found: dict[int, dict[str, Any]] = {}
-    stale = []
-    for actor_id, version in await _run(session, "account_versions", wanted):
+    stale = sorted(wanted.intersection(changed))
+    asked = wanted.difference(stale)
+    for actor_id, version in await _run(session, "account_versions", asked) if asked else ():
         rendered = _ACCOUNTS.get((base_url, actor_id, version))
         if rendered is None:
             stale.append(actor_id)
@@ -286,11 +289,14 @@ class StatusBatch:
             await self._load_marks(session, self.viewer.actor_id, originals)
 
     def add_created(self, post: Post, mentions: Iterable[int], tags: Iterable[str],
-                    media: Sequence[MediaAttachment], poll: Poll | None) -> None:
-        """A post the viewer has just created, with the relations its creation stored: `load_created`
-        then reads only its accounts and application, where `load` would read the rest back too. Nobody
-        has bookmarked, pinned, favourited, boosted or voted in it yet, and its counts are zero."""
+                    media: Sequence[MediaAttachment], poll: Poll | None, app: Any) -> None:
+        """A post the viewer has just created, with the relations its creation stored and its application
+        (`id`, `name`, `website`; None): `load_created` then reads only its accounts, where `load` would
+        read the rest back too. Nobody has bookmarked, pinned, favourited, boosted or voted in it yet,
+        and its counts are zero."""
         self.posts[post.id] = post
+        if app is not None:
+            self.apps[app.id] = app
         if mentions:
             self.mentions[post.id] = list(mentions)
         if tags:
@@ -301,14 +307,15 @@ class StatusBatch:
             self.polls[post.id] = poll
 
     async def load_created(self, session: AsyncSession) -> None:
-        """Load what the posts of `add_created` need besides what their creation stored."""
-        await self._load_accounts_and_apps(session)
+        """Load what the posts of `add_created` need besides what their creation stored. Their authors'
+        rows changed with them (`statuses_count`): read without asking their version first."""
+        await self._load_accounts_and_apps(session, changed={p.author_id for p in self.posts.values()})
 
-    async def _load_accounts_and_apps(self, session: AsyncSession) -> None:
+    async def _load_accounts_and_apps(self, session: AsyncSession, changed: Iterable[int] = ()) -> None:
         actor_ids = {p.author_id for p in self.posts.values()}
         actor_ids.update(a for ids in self.mentions.values() for a in ids)
-        self.accounts = await load_accounts(session, actor_ids, self.base_url)
-        app_ids = {p.application_id for p in self.posts.values() if p.application_id}
+        self.accounts = await load_accounts(session, actor_ids, self.base_url, changed)
+        app_ids = {p.application_id for p in self.posts.values() if p.application_id} - self.apps.keys()
         if app_ids:
             for app in await _run(session, "apps", app_ids):
                 self.apps[app.id] = app

@@ -15,10 +15,11 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import BigInteger, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from voisinage.models import audience
 from voisinage.models.actor import GROUP, Actor
@@ -38,6 +39,7 @@ from voisinage.models.ids import new_id
 from voisinage.models.interaction import Favourite
 from voisinage.models.media import MediaAttachment
 from voisinage.models.notification import Notification, notify
+from voisinage.models.oauth import Application
 from voisinage.models.poll import Poll, PollVote
 from voisinage.models.post import (
     DIRECT,
@@ -178,14 +180,36 @@ async def _post_tags(session: AsyncSession, post_id: int) -> list[str]:
 # --- creating a post ------------------------------------------------------------------------------
 
 class Author(Protocol):
-    """What posting reads of a new post's author: an Actor, or a row of `AUTHOR`."""
+    """What posting reads of a new post's author: a row of `AUTHOR`."""
 
     id: int
     uri: str
+    resident_id: int | None  # None for a village's actor
+    default_visibility: str | None
+    default_language: str | None
+    default_sensitive: bool | None
+    village_actor_id: int | None  # the author's village (its Group actor), and its uri
+    village_uri: str | None
+    app_id: int | None  # the application posting (`app` parameter), its name and website
+    app_name: str | None
+    app_website: str | None
 
 
-# A new post's author as posting reads it (the Actor row has keys and much more: not loaded for this).
-AUTHOR = fast(select(Actor.id, Actor.uri).where(Actor.id == bindparam("id")))
+_VILLAGE_ACTOR = aliased(Actor)
+
+# A new post's author as posting reads it, in one statement (the Actor and Resident rows have keys, the
+# password hash and more: not loaded for this): their posting defaults, their village, and the
+# application they post with (`app`, which the answer shows).
+AUTHOR = fast(
+    select(Actor.id, Actor.uri, Resident.actor_id.label("resident_id"), Resident.default_visibility,
+           Resident.default_language, Resident.default_sensitive, Village.actor_id.label("village_actor_id"),
+           _VILLAGE_ACTOR.uri.label("village_uri"), Application.id.label("app_id"),
+           Application.name.label("app_name"), Application.website.label("app_website"))
+    .outerjoin(Resident, Resident.actor_id == Actor.id)
+    .outerjoin(Village, Village.id == Actor.village_id)
+    .outerjoin(_VILLAGE_ACTOR, _VILLAGE_ACTOR.id == Village.actor_id)
+    .outerjoin(Application, Application.id == bindparam("app", type_=BigInteger))
+    .where(Actor.id == bindparam("id")))
 
 
 @dataclass(frozen=True)
@@ -199,12 +223,21 @@ class Created:
     tags: list[str]
     media: list[MediaAttachment]
     poll: Poll | None
+    app: PostingApp | None
+
+
+class PostingApp(NamedTuple):
+    """The application a post was made with, as its status shows it."""
+
+    id: int
+    name: str
+    website: str | None
 
 
 async def create_post(session: AsyncSession, author: Author, new: NewPost, site: Site) -> Created:
     """Validate and store a resident's post, its village's announce, home entries and notifications."""
-    resident = (await session.execute(_DEFAULTS, {"id": author.id})).first()  # None for a village's actor
-    viewer = await audience.load_viewer(session, author.id)
+    resident = author if author.resident_id is not None else None
+    viewer = audience.Viewer(author.id, author.village_actor_id)
     # PostgreSQL's text cannot hold NUL characters; nobody means to type one.
     text = (new.text or "").replace("\x00", "")
     spoiler_text = (new.spoiler_text or "").replace("\x00", "")
@@ -244,7 +277,7 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     if visibility == DIRECT:
         await update_conversations(session, post, rendered.mentions)
     await queue_event(session, Event("update", post.id, streams=status_streams(post, rendered.tags)))
-    announce = await create_village_announce(session, post) if visibility in (PUBLIC, UNLISTED) else None
+    announce = await create_village_announce(session, post, author) if visibility in (PUBLIC, UNLISTED) else None
     await federate.post_created(session, post)  # after the announce: the Announce's id is its row's uri
     # The counters last: an UPDATE holds its row until the commit, and every post of a village updates
     # the village's row (its announce). Taken earlier, a village's posts waited for each other's
@@ -253,12 +286,8 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     await add_to_counter(session, Actor, counted, "statuses_count", 1, last_status_at=post.created_at)
     if parent is not None:
         await add_to_counter(session, Post, parent.id, "replies_count", 1)
-    return Created(post, viewer, rendered.mentions, _stored_tags(rendered.tags), media, poll)
-
-
-# A resident's posting defaults (the Resident row has the password hash and more: not loaded for this).
-_DEFAULTS = fast(select(Resident.default_visibility, Resident.default_language, Resident.default_sensitive)
-                 .where(Resident.actor_id == bindparam("id")))
+    app = PostingApp(author.app_id, author.app_name, author.app_website) if author.app_id is not None else None
+    return Created(post, viewer, rendered.mentions, _stored_tags(rendered.tags), media, poll, app)
 
 
 async def _attachable(session: AsyncSession, actor_id: int, media_ids: Sequence[int]) -> list[MediaAttachment]:
@@ -331,14 +360,18 @@ async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], 
                 await _notify(session, row.follower_id, "status", post.author_id, post.id)
 
 
-async def create_village_announce(session: AsyncSession, post: Post) -> Post | None:
+async def create_village_announce(session: AsyncSession, post: Post, author: Author) -> Post | None:
     """The village announces a post of its audience to its followers (a boost by the Group actor); the
     caller counts it in the village's `statuses_count`.
 
     Nobody is notified: "the author is not notified of their own village's announce" (DESIGN.md),
     and the boost does not count in the post's `reblogs_count`.
     """
-    village_actor = (await session.execute(_LOCAL_VILLAGE, {"id": post.audience_id})).first()
+    village_actor: Any = None
+    if post.audience_id == author.village_actor_id:  # the author's own village, read with the author
+        village_actor = _VillageActor(author.village_actor_id, author.village_uri)
+    elif post.audience_id is not None:  # a reply in another village's thread
+        village_actor = (await session.execute(_LOCAL_VILLAGE, {"id": post.audience_id})).first()
     if village_actor is None:
         return None  # a thread of a partner's village: that village announces it, not us
     announce = await insert_new(session, Post, **_boost_values(post, village_actor))
@@ -346,6 +379,11 @@ async def create_village_announce(session: AsyncSession, post: Post) -> Post | N
     await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
     await queue_event(session, Event("update", announce.id))
     return announce
+
+
+class _VillageActor(NamedTuple):
+    id: int
+    uri: str
 
 
 # The id and uri of a post's audience when it is one of our villages (the Group that announces it).
