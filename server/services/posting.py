@@ -281,9 +281,13 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     await federate.post_created(session, post)  # after the announce: the Announce's id is its row's uri
     # The counters last: an UPDATE holds its row until the commit, and every post of a village updates
     # the village's row (its announce). Taken earlier, a village's posts waited for each other's
-    # federation and fan-out on PostgreSQL. The author's and the village's in one statement.
-    counted = [author.id] if announce is None else [author.id, announce.author_id]
-    await add_to_counter(session, Actor, counted, "statuses_count", 1, last_status_at=post.created_at)
+    # federation and fan-out on PostgreSQL. One row a statement, always author, village, parent: the
+    # rows of one UPDATE are locked in the order PostgreSQL finds them, which moves as rows are
+    # updated, and a first federated post locks the author's then the village's row (their keys);
+    # posts locking the two in either order deadlocked.
+    await _count_new_status(session, author.id, post.created_at)
+    if announce is not None:
+        await _count_new_status(session, announce.author_id, announce.created_at)
     if parent is not None:
         await add_to_counter(session, Post, parent.id, "replies_count", 1)
     app = PostingApp(author.app_id, author.app_name, author.app_website) if author.app_id is not None else None

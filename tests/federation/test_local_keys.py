@@ -2,6 +2,7 @@
 the same moment (a resident's first posts sent together)."""
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -59,3 +60,31 @@ async def test_a_failed_generation_is_tried_again(rig, monkeypatch):
         await local_keys.ensure_local_keys(session, actor)
         await session.commit()
     assert len(calls) == 2 and actor.private_key_pem and actor.public_key_pem
+
+
+POSTS = 40
+
+
+async def test_a_residents_first_posts_sent_together_all_land(pair):
+    """PostgreSQL: a resident's first posts, eight at a time, announced to a partner. Each locks the
+    author's row then the village's (their keys, then their counters): the counters once took both rows
+    in one UPDATE, locked in whatever order PostgreSQL found them, and posts deadlocked."""
+    from .test_exchange import follow
+
+    a = pair.a
+    if a.sessionmaker.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("concurrent write transactions: PostgreSQL (SQLite's writers take turns)")
+    await follow(pair.b, "cedar", "north@a.test")
+    await pair.drain()
+    at_once = asyncio.Semaphore(8)
+
+    async def post(n: int) -> tuple[int, Any]:
+        async with at_once:
+            return await a.api("alder").post("/api/v1/statuses", json={"status": f"Annonce {n}"})
+
+    answers = await asyncio.gather(*(post(n) for n in range(POSTS)))
+    assert [code for code, _ in answers] == [200] * POSTS, [body for code, body in answers if code != 200]
+    async with a.sessionmaker() as session:
+        counts = dict((await session.execute(select(Actor.id, Actor.statuses_count).where(
+            Actor.id.in_([a["alder"].actor_id, a.village_ids["north"]])))).all())
+    assert counts == {a["alder"].actor_id: POSTS, a.village_ids["north"]: POSTS}
