@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from voisinage.models.actor import ACTOR_ROW_BY_URI, APPLICATION, Actor
 from voisinage.models.db import load_fast
@@ -52,21 +54,46 @@ def ed25519_key_id(actor: Actor) -> str:
 
 
 async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
-    """Give a local actor its RSA and Ed25519 keys if it has none yet; flushes."""
+    """Give a local actor its RSA and Ed25519 keys if it has none yet.
+
+    The keys are stored only where the row has none: transactions that found the actor without keys
+    at once (its first posts, made together) wait for the first one's commit, not each for the one
+    before (an UPDATE holds its row until the commit), and then take the keys it stored, another
+    process's too (which generated its own)."""
     if not actor.local:
         raise ValueError("keys are only generated for local actors")
-    changed = False
+    for _ in range(2):
+        values = await _missing_keys(actor)
+        if not values:
+            return
+        await session.flush()  # an actor just added: its row first
+        table = Actor.__table__
+        empty = [or_(table.c[name].is_(None), table.c[name] == "") for name in values if name != "key_id"]
+        stored = await session.execute(update(table).where(table.c.id == actor.id, *empty).values(values))
+        if stored.rowcount:
+            for name, value in values.items():
+                set_committed_value(actor, name, value)
+            return
+        row = (await session.execute(select(*(table.c[name] for name in _KEY_COLUMNS))
+                                     .where(table.c.id == actor.id))).one()
+        for name in _KEY_COLUMNS:
+            set_committed_value(actor, name, getattr(row, name))
+    raise RuntimeError(f"the keys of {actor.uri} could not be stored")
+
+
+_KEY_COLUMNS = ("private_key_pem", "public_key_pem", "ed25519_private_pem", "ed25519_public_multikey", "key_id")
+
+
+async def _missing_keys(actor: Actor) -> dict[str, str]:
+    """The key columns the actor lacks, with values to store (generated once per process)."""
+    values: dict[str, str] = {}
     if not actor.private_key_pem or not actor.public_key_pem:
-        actor.private_key_pem, actor.public_key_pem = await _generated(actor.id, "rsa")
-        changed = True
+        values["private_key_pem"], values["public_key_pem"] = await _generated(actor.id, "rsa")
     if not actor.ed25519_private_pem or not actor.ed25519_public_multikey:
-        actor.ed25519_private_pem, actor.ed25519_public_multikey = await _generated(actor.id, "ed25519")
-        changed = True
+        values["ed25519_private_pem"], values["ed25519_public_multikey"] = await _generated(actor.id, "ed25519")
     if actor.key_id != main_key_id(actor):
-        actor.key_id = main_key_id(actor)
-        changed = True
-    if changed:
-        await session.flush()
+        values["key_id"] = main_key_id(actor)
+    return values
 
 
 # Keys generated in this process, by (actor id, kind), until their transaction has surely committed:

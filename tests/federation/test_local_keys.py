@@ -5,7 +5,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from voisinage.federation import local_keys
 from voisinage.federation.keys import load_private
@@ -60,6 +60,32 @@ async def test_a_failed_generation_is_tried_again(rig, monkeypatch):
         await local_keys.ensure_local_keys(session, actor)
         await session.commit()
     assert len(calls) == 2 and actor.private_key_pem and actor.public_key_pem
+
+
+async def test_the_keys_another_process_stored_first_are_kept_and_used(rig):
+    """Another process gave the actor keys (its own) after this transaction read it without: they are
+    kept, and this transaction signs with them, rather than replacing them with the ones it made."""
+    if rig.sessionmaker.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("concurrent write transactions: PostgreSQL (SQLite's writers take turns)")
+    actor_id = rig["alder"].actor_id
+    private, public = local_keys.generate_rsa()
+    ed_private, ed_public = local_keys.generate_ed25519()
+    theirs = {"private_key_pem": private, "public_key_pem": public, "ed25519_private_pem": ed_private,
+              "ed25519_public_multikey": ed_public, "key_id": "https://a.test/users/alder#main-key"}
+    async with rig.sessionmaker() as session:
+        actor = await session.get(Actor, actor_id)
+        assert actor.private_key_pem is None
+        async with rig.sessionmaker() as other:
+            await other.execute(update(Actor).where(Actor.id == actor_id).values(theirs))
+            await other.commit()
+        await local_keys.ensure_local_keys(session, actor)
+        used = {name: getattr(actor, name) for name in theirs}
+        await session.commit()
+    assert used == theirs
+    async with rig.sessionmaker() as session:
+        stored = (await session.execute(select(*(getattr(Actor, name) for name in theirs))
+                                        .where(Actor.id == actor_id))).one()
+    assert tuple(stored) == tuple(theirs.values())
 
 
 POSTS = 40
