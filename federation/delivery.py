@@ -119,8 +119,8 @@ async def record_all(ctx: FederationContext, outcomes: list[tuple[_Job, Delivery
     return [found[job.delivery_id] for job, _ in outcomes]
 
 
-_DONE = (update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("b_id"))
-         .values(state=DONE, attempts=bindparam("b_attempts"), locked_until=None, last_error=None))
+_DONE = fast(update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("b_id"))
+             .values(state=DONE, attempts=bindparam("b_attempts"), locked_until=None, last_error=None))
 
 
 _HEALTH = fast(select(Instance.host, Instance.failure_days, Instance.unavailable_since)
