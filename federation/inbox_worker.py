@@ -1,4 +1,5 @@
-"""The inbox worker: claim stored InboxItem rows, dispatch each in its own transaction, mark it.
+"""The inbox worker: claim stored InboxItem rows, dispatch each (in its own transaction on PostgreSQL, in
+its savepoint of a shared transaction on a SQLite file), mark it.
 
 ApParseError (a document we cannot use) and other refusals fail the item for good; a failed fetch
 (the origin is down) is retried with the delivery backoff. [microblog.pub incoming_activities;
@@ -159,7 +160,8 @@ async def _finish(ctx: FederationContext, item_id: int, state: str | None, error
 
 async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> int:
     """Claim and process one batch of inbox items; returns how many were taken. Each signer's items are
-    handled in the order they arrived; on PostgreSQL, those of up to SIGNERS_AT_ONCE signers at once."""
+    handled in the order they arrived; on PostgreSQL, those of up to SIGNERS_AT_ONCE signers at once;
+    on a SQLite file, one after another in shared transactions (`_process_together`)."""
     rows = await claim_items(ctx, limit, held)
     if writes_on_loop(ctx.sessionmaker):
         await _process_together(ctx, [row.id for row in rows], held)
@@ -202,8 +204,8 @@ TOGETHER_SECONDS = 0.02
 
 async def _process_together(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
     """SQLite: the items in arrival order, as many as TOGETHER_SECONDS allows in one write transaction,
-    each in its savepoint and without the network. A commit is most of a small item's cost, and the
-    pages several items change (the inbox rows, the posts' indexes, a reader's home) are written once.
+    each in its savepoint and without the network: one commit for them, and the pages several items
+    change (the inbox rows, the posts' indexes, a reader's home) written once.
     An item that raises anything (it needs a fetch, it is refused, a bug) is rolled back to its
     savepoint; the items before it are committed, it is handled alone by `process_item`, and the next
     transaction starts after it: the order of a signer's items holds."""

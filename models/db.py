@@ -421,7 +421,8 @@ async def load_fast(session: Any, model: Any, statement: Any, parameters: dict[s
     """The first row of `statement` (a `fast` SELECT of `model`'s columns, `select(*model.__table__.c)`)
     as an instance of the session, as `session.scalar(select(model)...)` gives it, for a fraction of the
     ORM's loading cost: the instance the session already has (not refreshed, as the ORM does), or a
-    new persistent one whose changes the session saves. None when there is no row."""
+    new persistent one whose changes the session saves. None when there is no row. The model's
+    attributes must be named as its columns (as for `insert_new`)."""
     row = (await session.execute(statement, parameters)).first()
     if row is None:
         return None
