@@ -38,13 +38,19 @@ _INSTANCE_READY = "\x00instance-actor-ready"
 
 
 class Wakeup:
-    """Ends the idle sleep of one queue's loops. Each loop sleeps on its own event: with one event
-    shared and cleared by whichever loop woke first, a loop still busy when the wake-up came could
-    sleep through it with work due. One per queue: a received activity wakes the inbox loop only, a
-    new delivery the delivery loops only (each woken loop claims: on PostgreSQL, four round trips)."""
+    """Ends the idle sleep of one queue's loops. One per queue: a received activity wakes the inbox
+    loop only, a new delivery the delivery loops only.
+
+    Each loop sleeps on its own event: with one event shared and cleared by whichever loop woke first,
+    a loop still busy when the wake-up came could sleep through it with work due. A wake-up starts one
+    sleeping loop (each claim is four round trips on PostgreSQL, and a post's deliveries are one
+    batch): the loops at work claim again as soon as their batch is done, and a loop whose batch came
+    back full wakes one more (`more`), so a backlog spreads over the loops. When no loop sleeps, every
+    loop's event is set: a loop about to sleep looks once more first."""
 
     def __init__(self) -> None:
         self._events: list[asyncio.Event] = []
+        self._sleeping: list[asyncio.Event] = []  # the longest asleep first
 
     def event(self) -> asyncio.Event:
         """A new loop's own event."""
@@ -52,7 +58,32 @@ class Wakeup:
         self._events.append(event)
         return event
 
+    async def sleep(self, event: asyncio.Event, seconds: float) -> None:
+        """Sleep on a loop's `event` until a wake-up starts it or `seconds` have passed."""
+        self._sleeping.append(event)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), seconds)
+        finally:
+            self._sleeping.remove(event)
+            event.clear()
+
     def set(self) -> None:
+        """New work: start the loop asleep longest (one already started will see it too)."""
+        if not self._sleeping:
+            self.set_all()
+        else:
+            self.more()
+
+    def more(self) -> None:
+        """Start one more sleeping loop, if one sleeps and none of those is starting already."""
+        for event in self._sleeping:
+            if event.is_set():
+                return
+        if self._sleeping:
+            self._sleeping[0].set()
+
+    def set_all(self) -> None:
         for event in self._events:
             event.set()
 
@@ -97,8 +128,10 @@ class Workers:
         self.held_items: set[int] = set()
         self.held_deliveries: set[int] = set()
 
-    async def loop(self, name: str, batch: Batch, held: set[int], wake: asyncio.Event) -> None:
-        """Run `batch` until stopped; sleep a little when it found nothing, or until `wake` is set."""
+    async def loop(self, name: str, batch: Batch, held: set[int], wakeup: Wakeup, full: int) -> None:
+        """Run `batch` until stopped; sleep a little when it found nothing, or until woken; wake one
+        more loop of the queue when it found `full` rows (a backlog)."""
+        event = wakeup.event()
         while not self.stopping:
             try:
                 found = await batch(self.ctx, held=held)  # each queue's own batch size
@@ -107,10 +140,10 @@ class Workers:
             except Exception:  # a bug or a database hiccup must not kill the loop
                 log.exception("%s worker failed; retrying", name)
                 found = 0
-            if not found:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), IDLE_SLEEP)
-                wake.clear()
+            if found >= full:
+                wakeup.more()
+            elif not found:
+                await wakeup.sleep(event, IDLE_SLEEP)
 
     async def heartbeat(self) -> None:
         """Renew the leases of the rows still held, until stopped; a failed round is tried again."""
@@ -152,15 +185,15 @@ async def run_workers(ctx: FederationContext, stop: asyncio.Event, inbox_wake: W
     workers = Workers(ctx, inbox_wake or Wakeup())
     ctx.wake = workers.delivery_wake  # new deliveries wake their loops at the commit (federation.outbox.publish)
     tasks = [asyncio.create_task(workers.loop("inbox", inbox_worker.process_due, workers.held_items,
-                                              workers.inbox_wake.event())),
+                                              workers.inbox_wake, inbox_worker.BATCH)),
              *(asyncio.create_task(workers.loop("delivery", delivery.deliver_due, workers.held_deliveries,
-                                                workers.delivery_wake.event()))
+                                                workers.delivery_wake, delivery.BATCH))
                for _ in range(DELIVERY_LOOPS))]
     beat = asyncio.create_task(workers.heartbeat())
     await stop.wait()
     workers.stopping = True
-    workers.inbox_wake.set()
-    workers.delivery_wake.set()
+    workers.inbox_wake.set_all()
+    workers.delivery_wake.set_all()
     await asyncio.wait(tasks, timeout=STOP_GRACE)  # a delivery cut off mid-POST would be sent again
     for task in (*tasks, beat):
         task.cancel()
