@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, literal_column, select, union_all
+from sqlalchemy import bindparam, func, literal, literal_column, null, select, union_all
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -132,18 +132,14 @@ async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
     return await get_fast(session, Actor, actor_id)
 
 
-async def _mentioned(session: AsyncSession, post: Post) -> list[Actor]:
-    return list(await session.scalars(_MENTIONED, {"post": post.id}))
-
-
-_MENTIONED = select(Actor).join(Mention, Mention.actor_id == Actor.id).where(Mention.post_id == bindparam("post"))
-
-
-async def _tags(session: AsyncSession, post: Post) -> list[str]:
-    return list(await session.scalars(_TAGS, {"post": post.id}))
-
-
-_TAGS = fast(select(PostTag.name).where(PostTag.post_id == bindparam("post")))
+# A post's mentioned actors and tags, and whether it has media or a poll: one round trip, and the media,
+# mentioned actors and poll only for a post that has some (four round trips for every post before).
+_RELATIONS = fast(union_all(
+    select(literal("m"), Mention.actor_id, null()).where(Mention.post_id == bindparam("post")),
+    select(literal("t"), null(), PostTag.name).where(PostTag.post_id == bindparam("post")),
+    select(literal("a"), null(), null()).where(MediaAttachment.post_id == bindparam("post")),
+    select(literal("p"), null(), null()).where(Poll.post_id == bindparam("post"))))
+_MENTIONED = select(Actor).where(Actor.id.in_(bindparam("ids", expanding=True)))
 _MEDIA = select(MediaAttachment).where(MediaAttachment.post_id == bindparam("post")).order_by(MediaAttachment.id)
 
 
@@ -154,12 +150,22 @@ async def render_note(session: AsyncSession, ctx: FederationContext, post: Post)
     assert author is not None
     await ensure_local_keys(session, author)
     audience = await _load(session, post.audience_id)
-    media = await session.scalars(_MEDIA, {"post": post.id})
+    mentioned: list[int] = []
+    tags: list[str] = []
+    kinds: set[str] = set()
+    for kind, actor_id, name in await session.execute(_RELATIONS, {"post": post.id}):
+        kinds.add(kind)
+        if kind == "m":
+            mentioned.append(actor_id)
+        elif kind == "t":
+            tags.append(name)
+    media = await session.scalars(_MEDIA, {"post": post.id}) if "a" in kinds else []
     attachments = [to_ap.attachment_of(m, media_url(m, ctx.base_url)) for m in media]
-    note = to_ap.post_to_note(post, author, mentions=await _mentioned(session, post),
-                              tags=await _tags(session, post), audience=audience,
+    mentions = list(await session.scalars(_MENTIONED, {"ids": mentioned})) if mentioned else []
+    note = to_ap.post_to_note(post, author, mentions=mentions, tags=tags, audience=audience,
                               in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url,
-                              attachments=attachments, question=await _question(session, post))
+                              attachments=attachments,
+                              question=await _question(session, post) if "p" in kinds else None)
     return note, author
 
 
@@ -263,8 +269,9 @@ async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post
     village_id, announce_inboxes, create_inboxes = await post_recipients(session, post)
     if not announce_inboxes and not create_inboxes:
         return
-    note, author = await render_note(session, ctx, post)
+    # before the note: its audience is this row, then found in the session (which keeps only rows in use)
     village = await _load(session, village_id) if announce_inboxes else None
+    note, author = await render_note(session, ctx, post)
     if village is not None:
         announce = to_ap.announce_of(village, note, await _announce_uri(session, village, post))
         await publish(session, ctx, announce, village, announce_inboxes)

@@ -45,3 +45,17 @@ async def test_render_note_queries_do_not_grow_with_media_or_votes(pair: Pair) -
     assert question["type"] == counted["type"] == "Question" and question["votersCount"] == 0
     assert [o["replies"]["totalItems"] for o in counted["oneOf"]] == [0, 0, 1] and counted["votersCount"] == 1
     assert voted == empty <= few + 3
+
+
+async def test_a_plain_note_reads_its_relations_in_one_statement(pair: Pair) -> None:
+    """A post without media, poll or mentions: its relations are one statement (the media, the poll and
+    the mentioned actors are read only for a post that has some); with all of them, the note has each."""
+    plain = await post(pair.b, "cedar", status="Bonjour #annonce", visibility="private")
+    count, document = await queries_to_render(pair.b, plain.id)
+    assert [tag["name"] for tag in document["tag"] if tag["type"] == "Hashtag"] == ["#annonce"]
+    rich = await post(pair.b, "cedar", status="@dogwood Quel jour ? #fête", visibility="public",
+                      poll={"options": ["samedi", "dimanche"], "expires_in": 3600})
+    more, full = await queries_to_render(pair.b, rich.id)
+    assert {tag["type"] for tag in full["tag"]} == {"Mention", "Hashtag"} and full["type"] == "Question"
+    # the post, its author, its relations (and BEGIN); then its audience, mentioned actors, poll and votes
+    assert count <= 4 and more == count + 5
