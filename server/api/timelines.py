@@ -85,10 +85,10 @@ async def _home_rows(session: Any, viewer: Viewer, page: Page) -> list[Any]:
 
     Two steps rather than one join: the home rows' primary key (owner, post) gives the page's candidates
     in order at once, and the posts are then looked up by id. As one query, PostgreSQL's planner tends
-    to scan every post and sort. Most candidates pass the recheck; when some do not, the next
-    candidates (twice as many each time) fill the page."""
+    to scan every post and sort. Most candidates pass the recheck: a page asks for a quarter more than
+    it shows, and when more do not pass, the next candidates (twice as many each time) fill it."""
     wanted = page.limit + 1
-    batch = wanted * 2
+    batch = wanted + max(4, wanted // 4)  # a few spare: the posts' rows are most of a page's SQL
     rows: list[Any] = []
     values = _values(viewer, page)
     while True:
