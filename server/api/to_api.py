@@ -170,21 +170,31 @@ def _build_statement(name: str) -> Any:
     if name == "apps":
         return select(Application.id, Application.name, Application.website).where(Application.id.in_(IDS))
     if name == "relations":  # mentions and tags, and which posts have media or a poll
+        return union_all(*_relation_parts())
+    if name == "relations_and_marks":  # the same, and what the viewer bookmarked, pinned, favourited, boosted
         no_id, no_text = cast(null(), BigInteger), cast(null(), String)
         return union_all(
-            select(literal("m"), Mention.post_id, Mention.actor_id, no_text).where(Mention.post_id.in_(IDS)),
-            select(literal("t"), PostTag.post_id, no_id, PostTag.name).where(PostTag.post_id.in_(IDS)),
-            select(literal("a"), MediaAttachment.post_id, no_id, no_text).where(MediaAttachment.post_id.in_(IDS)),
-            select(literal("p"), Poll.post_id, no_id, no_text).where(Poll.post_id.in_(IDS)),
-        )
-    if name == "marks":  # what the viewer bookmarked, pinned, favourited, boosted
-        return union_all(
-            select(literal("b"), Bookmark.post_id).where(Bookmark.actor_id == ME, Bookmark.post_id.in_(IDS)),
-            select(literal("p"), Pin.post_id).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
-            select(literal("f"), Favourite.post_id).where(Favourite.actor_id == ME, Favourite.post_id.in_(IDS)),
-            select(literal("r"), Post.reblog_of_id).where(Post.author_id == ME, Post.reblog_of_id.in_(IDS)),
+            *_relation_parts(),
+            select(literal("b"), Bookmark.post_id, no_id, no_text).where(Bookmark.actor_id == ME,
+                                                                          Bookmark.post_id.in_(IDS)),
+            select(literal("p"), Pin.post_id, no_id, no_text).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
+            select(literal("f"), Favourite.post_id, no_id, no_text).where(Favourite.actor_id == ME,
+                                                                           Favourite.post_id.in_(IDS)),
+            select(literal("r"), Post.reblog_of_id, no_id, no_text).where(Post.author_id == ME,
+                                                                           Post.reblog_of_id.in_(IDS)),
         )
     raise KeyError(name)
+
+
+def _relation_parts() -> list[Any]:
+    """(kind, post id, actor id, name) rows: `m` a mention, `t` a tag, `a` media, `q` a poll."""
+    no_id, no_text = cast(null(), BigInteger), cast(null(), String)
+    return [
+        select(literal("m"), Mention.post_id, Mention.actor_id, no_text).where(Mention.post_id.in_(IDS)),
+        select(literal("t"), PostTag.post_id, no_id, PostTag.name).where(PostTag.post_id.in_(IDS)),
+        select(literal("a"), MediaAttachment.post_id, no_id, no_text).where(MediaAttachment.post_id.in_(IDS)),
+        select(literal("q"), Poll.post_id, no_id, no_text).where(Poll.post_id.in_(IDS)),
+    ]
 
 
 async def _run(session: AsyncSession, name: str, ids: Iterable[int], **values: Any) -> Any:
@@ -275,7 +285,7 @@ class StatusBatch:
         self.own_votes: dict[int, list[int]] = {}  # poll id -> the viewer's choices
 
     async def load(self, session: AsyncSession, posts: Sequence[Any]) -> None:
-        """Load a page's relations: Post objects or `status_rows()` rows, in at most seven queries."""
+        """Load a page's relations: Post objects or `status_rows()` rows, in at most six queries."""
         for post in posts:
             self.posts[post.id] = post
         missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
@@ -283,10 +293,8 @@ class StatusBatch:
             self.posts.update(await load_posts(session, missing))
         originals = [p.id for p in self.posts.values() if not p.reblog]
         if originals:
-            await self._load_relations(session, originals)
+            await self._load_relations(session, originals, self.viewer.actor_id)
         await self._load_accounts_and_apps(session)
-        if self.viewer.actor_id is not None and originals:
-            await self._load_marks(session, self.viewer.actor_id, originals)
 
     def add_created(self, post: Post, mentions: Iterable[int], tags: Iterable[str],
                     media: Sequence[MediaAttachment], poll: Poll | None, app: Any) -> None:
@@ -320,30 +328,30 @@ class StatusBatch:
             for app in await _run(session, "apps", app_ids):
                 self.apps[app.id] = app
 
-    async def _load_relations(self, session: AsyncSession, post_ids: list[int]) -> None:
-        """Mentions and tags of the page, and which posts have media or a poll, in one query; then the
-        media and polls themselves only when there are some."""
+    async def _load_relations(self, session: AsyncSession, post_ids: list[int], me: int | None) -> None:
+        """Mentions and tags of the page, which posts have media or a poll, and which the viewer `me`
+        bookmarked, pinned, favourited, boosted, in one query; then the media and polls themselves only
+        when there are some."""
         with_media: set[int] = set()
         with_poll: list[int] = []
-        for kind, post_id, actor_id, name in await _run(session, "relations", post_ids):
+        marks = {"b": self.bookmarked, "p": self.pinned, "f": self.favourited, "r": self.reblogged}
+        rows = (await _run(session, "relations", post_ids) if me is None
+                else await _run(session, "relations_and_marks", post_ids, me=me))
+        for kind, post_id, actor_id, name in rows:
             if kind == "m":
                 self.mentions.setdefault(post_id, []).append(actor_id)
             elif kind == "t":
                 self.tags.setdefault(post_id, []).append(name)
             elif kind == "a":
                 with_media.add(post_id)
-            else:
+            elif kind == "q":
                 with_poll.append(post_id)
+            else:
+                marks[kind].add(post_id)
         if with_media:
             self.media = await load_media_for_posts(session, sorted(with_media))
         if with_poll:
             await self._load_polls(session, with_poll)
-
-    async def _load_marks(self, session: AsyncSession, me: int, post_ids: list[int]) -> None:
-        """Which of the page's posts the viewer bookmarked, pinned, favourited, boosted: one query."""
-        marks = {"b": self.bookmarked, "p": self.pinned, "f": self.favourited, "r": self.reblogged}
-        for kind, post_id in await _run(session, "marks", post_ids, me=me):
-            marks[kind].add(post_id)
 
     async def _load_polls(self, session: AsyncSession, post_ids: list[int]) -> None:
         """Polls of the page, their tallies and the viewer's votes: at most three queries."""

@@ -135,7 +135,7 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
         birch = int(rig["birch"].id)
         cases = [(name, to_api._build_statement(name), {"ids": ids, "me": birch})
                  for name, ids in (("accounts", actor_ids), ("account_versions", actor_ids), ("posts", post_ids),
-                                   ("relations", post_ids), ("marks", post_ids), ("apps", [1, 2, 3]),
+                                   ("relations", post_ids), ("relations_and_marks", post_ids), ("apps", [1, 2, 3]),
                                    ("posts", post_ids[:1]))]
         cases.append(("reader", timelines._reader_statement(), {"me": birch}))
         for name, statement, values in cases:
