@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, func, literal, literal_column, null, select, union_all
+from sqlalchemy import bindparam, func, literal_column, select, union_all
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ from voisinage.models.instance import Instance
 from voisinage.models.interaction import Favourite
 from voisinage.models.media import MediaAttachment
 from voisinage.models.poll import Poll, PollVote
-from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, Mention, Post, PostTag
+from voisinage.models.post import DIRECT, PRIVATE, PUBLIC, Mention, Post, relation_parts
 from voisinage.models.village import Village
 from voisinage.server.services.media import media_url
 
@@ -134,11 +134,7 @@ async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
 
 # A post's mentioned actors and tags, and whether it has media or a poll: one round trip, and the media,
 # mentioned actors and poll only for a post that has some (four round trips for every post before).
-_RELATIONS = fast(union_all(
-    select(literal("m"), Mention.actor_id, null()).where(Mention.post_id == bindparam("post")),
-    select(literal("t"), null(), PostTag.name).where(PostTag.post_id == bindparam("post")),
-    select(literal("a"), null(), null()).where(MediaAttachment.post_id == bindparam("post")),
-    select(literal("p"), null(), null()).where(Poll.post_id == bindparam("post"))))
+_RELATIONS = fast(union_all(*relation_parts(bindparam("ids", expanding=True))))
 _MENTIONED = select(Actor).where(Actor.id.in_(bindparam("ids", expanding=True)))
 _MEDIA = select(MediaAttachment).where(MediaAttachment.post_id == bindparam("post")).order_by(MediaAttachment.id)
 
@@ -153,7 +149,7 @@ async def render_note(session: AsyncSession, ctx: FederationContext, post: Post)
     mentioned: list[int] = []
     tags: list[str] = []
     kinds: set[str] = set()
-    for kind, actor_id, name in await session.execute(_RELATIONS, {"post": post.id}):
+    for kind, _, actor_id, name in await session.execute(_RELATIONS, {"ids": [post.id]}):
         kinds.add(kind)
         if kind == "m":
             mentioned.append(actor_id)
@@ -165,7 +161,7 @@ async def render_note(session: AsyncSession, ctx: FederationContext, post: Post)
     note = to_ap.post_to_note(post, author, mentions=mentions, tags=tags, audience=audience,
                               in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url,
                               attachments=attachments,
-                              question=await _question(session, post) if "p" in kinds else None)
+                              question=await _question(session, post) if "q" in kinds else None)
     return note, author
 
 

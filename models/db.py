@@ -444,10 +444,9 @@ async def load_fast(session: Any, model: Any, statement: Any, parameters: dict[s
 async def get_fast(session: Any, model: Any, ident: Any) -> Any:
     """`session.get(model, ident)` (a single-column primary key) through `load_fast`: the instance the
     session has, without a query, or the row loaded at a fraction of the ORM's cost."""
-    mapper = model.__mapper__
-    known = session.sync_session.identity_map.get(mapper.identity_key_from_primary_key([ident]))
-    if known is not None and not inspect(known).expired_attributes:
-        return known
+    known = session.sync_session.identity_map.get(model.__mapper__.identity_key_from_primary_key([ident]))
+    if known is not None:  # an expired one is refreshed by the ORM, as `session.get` does
+        return await session.get(model, ident) if inspect(known).expired_attributes else known
     return await load_fast(session, model, _by_primary_key(model), {"pk": ident})
 
 

@@ -9,8 +9,9 @@ authored by the village's Group actor. Every row carries the audience of the pos
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, cast, literal, null, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, id_column
@@ -80,3 +81,19 @@ class PostTag(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     canonical: Mapped[str] = mapped_column(String(100))
+
+
+def relation_parts(ids: Any) -> list[Any]:
+    """SELECTs, to UNION ALL, of (kind, post id, actor id, name) rows for the posts whose id is in
+    `ids` (an expanding bind parameter): `m` a mention (its actor), `t` a hashtag (its name), `a` an
+    attachment, `q` a poll. What rendering a post needs besides its row, in one round trip."""
+    from .media import MediaAttachment
+    from .poll import Poll
+
+    no_id, no_text = cast(null(), BigInteger), cast(null(), String)
+    return [
+        select(literal("m"), Mention.post_id, Mention.actor_id, no_text).where(Mention.post_id.in_(ids)),
+        select(literal("t"), PostTag.post_id, no_id, PostTag.name).where(PostTag.post_id.in_(ids)),
+        select(literal("a"), MediaAttachment.post_id, no_id, no_text).where(MediaAttachment.post_id.in_(ids)),
+        select(literal("q"), Poll.post_id, no_id, no_text).where(Poll.post_id.in_(ids)),
+    ]

@@ -27,7 +27,7 @@ from voisinage.models.notification import Notification
 from voisinage.models.oauth import Application
 from voisinage.models.pin import Pin
 from voisinage.models.poll import Poll, PollVote
-from voisinage.models.post import Mention, Post, PostTag
+from voisinage.models.post import Post, relation_parts
 
 from ..services.media import load_media_for_posts, media_to_api
 
@@ -170,11 +170,11 @@ def _build_statement(name: str) -> Any:
     if name == "apps":
         return select(Application.id, Application.name, Application.website).where(Application.id.in_(IDS))
     if name == "relations":  # mentions and tags, and which posts have media or a poll
-        return union_all(*_relation_parts())
+        return union_all(*relation_parts(IDS))
     if name == "relations_and_marks":  # the same, and what the viewer bookmarked, pinned, favourited, boosted
         no_id, no_text = cast(null(), BigInteger), cast(null(), String)
         return union_all(
-            *_relation_parts(),
+            *relation_parts(IDS),
             select(literal("b"), Bookmark.post_id, no_id, no_text).where(Bookmark.actor_id == ME,
                                                                           Bookmark.post_id.in_(IDS)),
             select(literal("p"), Pin.post_id, no_id, no_text).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
@@ -184,17 +184,6 @@ def _build_statement(name: str) -> Any:
                                                                            Post.reblog_of_id.in_(IDS)),
         )
     raise KeyError(name)
-
-
-def _relation_parts() -> list[Any]:
-    """(kind, post id, actor id, name) rows: `m` a mention, `t` a tag, `a` media, `q` a poll."""
-    no_id, no_text = cast(null(), BigInteger), cast(null(), String)
-    return [
-        select(literal("m"), Mention.post_id, Mention.actor_id, no_text).where(Mention.post_id.in_(IDS)),
-        select(literal("t"), PostTag.post_id, no_id, PostTag.name).where(PostTag.post_id.in_(IDS)),
-        select(literal("a"), MediaAttachment.post_id, no_id, no_text).where(MediaAttachment.post_id.in_(IDS)),
-        select(literal("q"), Poll.post_id, no_id, no_text).where(Poll.post_id.in_(IDS)),
-    ]
 
 
 async def _run(session: AsyncSession, name: str, ids: Iterable[int], **values: Any) -> Any:

@@ -20,6 +20,8 @@ from voisinage.models.meta import MetaValue
 from voisinage.models.queue import DONE, FAILED, PENDING
 from voisinage.server.keys import EVENT_BUS
 
+from ..rig.events import received
+
 SIGNERS = {"a": 3, "b": 2, "c": 2, "d": 1}  # name on partner.test -> items it sent
 
 
@@ -169,8 +171,6 @@ async def test_on_sqlite_items_share_a_transaction_and_one_that_raises_is_handle
     assert stored == {activity for activity in ran if activity != broken}
     assert {item.id for item in await rig.rows(InboxItem, InboxItem.state == FAILED)} == {order[4][1]}
     assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order) - 1
-    got = []
-    while not subscription.queue.empty():
-        got.append(subscription.queue.get_nowait().object_id)
+    got = await received(subscription, wait=0)
     assert got == [n for n in range(1, len(ran) + 1) if n not in (5, 6)]  # none of the broken item's
     assert waiting == [0] * 5 + [4] * (len(ran) - 5)

@@ -4,13 +4,14 @@ transaction. `events.savepoint` drops the events queued inside a savepoint rolle
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from voisinage.models import db
 from voisinage.models.events import Event, EventBus, bind_bus, queue_event, savepoint
+
+from ..rig.events import received
 
 
 @pytest.fixture
@@ -24,14 +25,6 @@ async def bus_and_sessionmaker(db_url: str) -> Any:
     await db.close_database(engine)
 
 
-async def _received(subscription: Any) -> list[int]:
-    await asyncio.sleep(0.3)  # PostgreSQL's NOTIFY comes back through the listening connection
-    got = []
-    while not subscription.queue.empty():
-        got.append(subscription.queue.get_nowait().object_id)
-    return got
-
-
 async def test_events_wait_for_the_commit_through_savepoints(bus_and_sessionmaker):
     bus, sessionmaker = bus_and_sessionmaker
     subscription = bus.subscribe()
@@ -39,7 +32,7 @@ async def test_events_wait_for_the_commit_through_savepoints(bus_and_sessionmake
         await queue_event(session, Event("update", 1))
         async with session.begin_nested():  # released: not the end of the transaction
             await queue_event(session, Event("update", 2))
-        assert await _received(subscription) == []
+        assert await received(subscription) == []
         with pytest.raises(ValueError):
             async with savepoint(session):  # rolled back: its own event goes, the others stay
                 await queue_event(session, Event("update", 3))
@@ -48,8 +41,8 @@ async def test_events_wait_for_the_commit_through_savepoints(bus_and_sessionmake
             async with session.begin_nested():  # rolled back, nothing queued inside
                 raise ValueError("this part failed too")
         await queue_event(session, Event("update", 4))
-        assert await _received(subscription) == []
-    assert await _received(subscription) == [1, 2, 4]
+        assert await received(subscription) == []
+    assert await received(subscription) == [1, 2, 4]
 
 
 async def test_a_rollback_after_a_savepoint_sends_nothing(bus_and_sessionmaker):
@@ -61,7 +54,7 @@ async def test_a_rollback_after_a_savepoint_sends_nothing(bus_and_sessionmaker):
             async with savepoint(session):
                 await queue_event(session, Event("update", 2))
             raise RuntimeError("the request failed")
-    assert await _received(subscription) == []
+    assert await received(subscription) == []
     async with db.write_session(sessionmaker) as session:
         await queue_event(session, Event("update", 3))
-    assert await _received(subscription) == [3]
+    assert await received(subscription) == [3]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from voisinage.models import db, pg_fast
 from voisinage.models.meta import IdNode
 
+from ..rig.events import received
 from ..rig.statements import recorded_statements
 
 AT = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
@@ -165,40 +166,30 @@ async def test_a_connection_that_dies_in_use_fails_once_and_the_pool_starts_afre
         assert await session.scalar(text("SELECT pg_backend_pid()")) != dead
 
 
-async def test_an_event_leaves_at_commit_and_never_for_a_transaction_rolled_back(sessionmaker, runs):
+async def test_an_event_leaves_at_commit_and_never_for_a_transaction_rolled_back(sessionmaker):
     """`pg_notify` is a SELECT whose effect belongs to the transaction: a transaction's events go in one
-    statement just before its commit, on the fast path inside the transaction; none for a rollback."""
-    import asyncio
-
+    statement just before its commit, inside the transaction; none for a rollback."""
     from voisinage.models.events import Event, EventBus, bind_bus, queue_event
 
     bus = EventBus()
     await bus.attach(sessionmaker.kw["bind"])
     subscription = bus.subscribe()
     bind_bus(sessionmaker, bus)
-
-    async def received() -> list[int]:
-        await asyncio.sleep(0.3)
-        got = []
-        while not subscription.queue.empty():
-            got.append(subscription.queue.get_nowait().object_id)
-        return got
-
     try:
         with recorded_statements(sessionmaker.kw["bind"]) as seen, pytest.raises(RuntimeError):
             async with db.write_session(sessionmaker) as session:
                 await queue_event(session, Event("update", 1))
                 await queue_event(session, Event("update", 2))
-                assert await received() == []  # not before the commit
+                assert await received(subscription) == []  # not before the commit
                 raise RuntimeError("the request failed")
-        assert await received() == []
+        assert await received(subscription) == []
         assert not [s for s in seen if "pg_notify" in s]  # a rollback sends none
         with recorded_statements(sessionmaker.kw["bind"]) as seen:
             async with db.write_session(sessionmaker) as session:
                 await queue_event(session, Event("update", 3))
                 await queue_event(session, Event("update", 4))
-                assert await received() == []
-        assert await received() == [3, 4]
+                assert await received(subscription) == []
+        assert await received(subscription) == [3, 4]
         assert len([s for s in seen if "pg_notify" in s]) == 1  # both events in one statement, at commit
     finally:
         await bus.close()
@@ -206,8 +197,6 @@ async def test_an_event_leaves_at_commit_and_never_for_a_transaction_rolled_back
 
 async def test_many_events_of_one_transaction_all_leave(sessionmaker):
     """More events than one statement takes (`events.NOTIFY_BATCH`): sent in several, all of them."""
-    import asyncio
-
     from voisinage.models import events
     from voisinage.models.events import Event, EventBus, bind_bus, queue_event
 
@@ -221,11 +210,7 @@ async def test_many_events_of_one_transaction_all_leave(sessionmaker):
             async with db.write_session(sessionmaker) as session:
                 for i in range(count):
                     await queue_event(session, Event("update", i))
-        await asyncio.sleep(0.3)
-        got = []
-        while not subscription.queue.empty():
-            got.append(subscription.queue.get_nowait().object_id)
-        assert got == list(range(count))
+        assert await received(subscription) == list(range(count))
         assert len([s for s in seen if "pg_notify" in s]) == 3
     finally:
         await bus.close()
