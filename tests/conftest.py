@@ -86,6 +86,14 @@ def databases() -> Iterator[Databases]:
     dbs.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_status_renderings() -> None:
+    """Each test has databases of its own, the cache of posts' renderings is the process's: keep none."""
+    from voisinage.server.api import to_api
+
+    to_api._STATUSES.clear()
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: Any, databases: Databases) -> str:
     return getattr(databases, request.param)()

@@ -31,7 +31,7 @@ from ..errors import json_response
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services.filtering import apply_filters, exclusive_members
 from .params import Page, Params, get_page, link_header, read_params
-from .to_api import IDS, render_statuses, status_rows
+from .to_api import IDS, render_statuses, status_keys
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 100  # as PostTag.name
@@ -75,7 +75,7 @@ def _home_statuses(has_village: bool, ascending: bool) -> Any:
     """The statuses of candidate home rows that the reader may still see (the rule is checked again at
     reading: a block or an unfollow since the fan-out), outside mutes and exclusive lists."""
     viewer = Viewer(ME, VILLAGE if has_village else None)
-    query = status_rows().where(Post.id.in_(IDS), visible_clause(viewer), ~muted_clause(ME, now=NOW),
+    query = status_keys().where(Post.id.in_(IDS), visible_clause(viewer), ~muted_clause(ME, now=NOW),
                                 Post.author_id.not_in(exclusive_members(ME)))
     return fast(query.order_by(Post.id.asc() if ascending else Post.id.desc()))
 
@@ -108,7 +108,7 @@ async def _home_rows(session: Any, viewer: Viewer, page: Page) -> list[Any]:
 def _public_statement(has_village: bool, shape: tuple[bool, bool, bool], local: bool, remote: bool,
                       only_media: bool) -> Any:
     viewer = Viewer(ME, VILLAGE if has_village else None)
-    query = status_rows().where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
+    query = status_keys().where(Post.visibility == PUBLIC, Post.reblog.is_(False), visible_clause(viewer),
                                 ~muted_clause(ME, now=NOW))
     query = _narrowed(query, local, remote, only_media)
     return fast(_page_like(shape).apply(query, Post.id, bound=True))
@@ -203,7 +203,7 @@ async def get_tag(request: web.Request) -> web.Response:
     async with read_session(request.app[SESSIONMAKER]) as session:
         reader = await _load_reader(session, me)
         viewer = reader[0]
-        query = status_rows().where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),
+        query = status_keys().where(Post.reblog.is_(False), _tag_filter(params, hashtag), visible_clause(viewer),
                                    ~muted_clause(me))
         query = _narrowed(query, local, remote, only_media)
         rows = list(await session.execute(page.apply(query, Post.id)))

@@ -7,6 +7,7 @@ Statuses are rendered in batches (`render_statuses`): one query per kind of rela
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import functools
 import html
@@ -135,8 +136,15 @@ ACCOUNT_COLUMNS = (Actor.id, Actor.username, Actor.domain, Actor.kind, Actor.uri
                    Actor.note, Actor.fields, Actor.avatar_url, Actor.header_url, Actor.locked, Actor.discoverable,
                    Actor.role, Actor.followers_count, Actor.following_count, Actor.statuses_count,
                    Actor.last_status_at, Actor.created_at)
-# What a Status entity needs of a post row (not `source`, which only edits read).
-STATUS_COLUMNS = tuple(c for c in Post.__table__.c if c.name != "source")
+# A post row's version: its `edited_at` (null until an edit, which sets it), as the database returns it.
+_POST_VERSION = type_coerce(Post.edited_at, String).label("version")
+# What a Status entity needs of a post row (not `source`, which only edits read), and the version.
+STATUS_COLUMNS = (*(c for c in Post.__table__.c if c.name != "source"), _POST_VERSION)
+# What a page needs of a post whose rendering is cached (`StatusBatch`): the rest of the row is read only
+# for the posts that are not.
+STATUS_KEY_COLUMNS = (Post.id, Post.author_id, Post.reblog, Post.reblog_of_id, Post.in_reply_to_id,
+                      Post.in_reply_to_account_id, Post.replies_count, Post.reblogs_count, Post.favourites_count,
+                      _POST_VERSION)
 
 
 def acct_of(actor: Any) -> str:
@@ -149,8 +157,15 @@ def status_rows() -> Any:
     return select(*STATUS_COLUMNS)
 
 
+def status_keys() -> Any:
+    """A SELECT of what a page needs of its posts when their renderings are cached (`StatusBatch.load`
+    reads the rest for those that are not): for timelines, whose pages are mostly posts read before."""
+    return select(*STATUS_KEY_COLUMNS)
+
+
 # The batch's statements are built once (building costs more than running them) with these parameters.
 IDS = bindparam("ids", expanding=True)
+UNCACHED = bindparam("uncached", expanding=True)
 ME = bindparam("me")
 
 
@@ -167,23 +182,29 @@ def _build_statement(name: str) -> Any:
         return select(*ACCOUNT_COLUMNS, _VERSION).where(Actor.id.in_(IDS))
     if name == "posts":
         return status_rows().where(Post.id.in_(IDS))
+    if name == "post_keys":
+        return status_keys().where(Post.id.in_(IDS))
     if name == "apps":
         return select(Application.id, Application.name, Application.website).where(Application.id.in_(IDS))
     if name == "relations":  # mentions and tags, and which posts have media or a poll
         return union_all(*relation_parts(IDS))
-    if name == "relations_and_marks":  # the same, and what the viewer bookmarked, pinned, favourited, boosted
-        no_id, no_text = cast(null(), BigInteger), cast(null(), String)
-        return union_all(
-            *relation_parts(IDS),
-            select(literal("b"), Bookmark.post_id, no_id, no_text).where(Bookmark.actor_id == ME,
-                                                                          Bookmark.post_id.in_(IDS)),
-            select(literal("p"), Pin.post_id, no_id, no_text).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
-            select(literal("f"), Favourite.post_id, no_id, no_text).where(Favourite.actor_id == ME,
-                                                                           Favourite.post_id.in_(IDS)),
-            select(literal("r"), Post.reblog_of_id, no_id, no_text).where(Post.author_id == ME,
-                                                                           Post.reblog_of_id.in_(IDS)),
-        )
+    if name == "marks":  # what the viewer bookmarked, pinned, favourited, boosted
+        return union_all(*_mark_parts())
+    if name == "relations_and_marks":  # the relations of `uncached`, the marks of `ids`
+        return union_all(*relation_parts(UNCACHED), *_mark_parts())
     raise KeyError(name)
+
+
+def _mark_parts() -> list[Any]:
+    no_id, no_text = cast(null(), BigInteger), cast(null(), String)
+    return [
+        select(literal("b"), Bookmark.post_id, no_id, no_text).where(Bookmark.actor_id == ME, Bookmark.post_id.in_(IDS)),
+        select(literal("p"), Pin.post_id, no_id, no_text).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
+        select(literal("f"), Favourite.post_id, no_id, no_text).where(Favourite.actor_id == ME,
+                                                                       Favourite.post_id.in_(IDS)),
+        select(literal("r"), Post.reblog_of_id, no_id, no_text).where(Post.author_id == ME,
+                                                                       Post.reblog_of_id.in_(IDS)),
+    ]
 
 
 async def _run(session: AsyncSession, name: str, ids: Iterable[int], **values: Any) -> Any:
@@ -252,13 +273,41 @@ def remote_media_to_api(media: MediaAttachment) -> dict[str, Any]:
             "description": media.description or None, "blurhash": media.blurhash}
 
 
+@dataclasses.dataclass(slots=True)
+class _Rendered:
+    """A post's rendering that depends neither on the reader nor on its counts (see `StatusBatch`)."""
+
+    data: dict[str, Any]
+    mentions: list[int]  # the mentioned actors, rendered from their accounts at each reading
+    poll: bool  # whether it has a poll, rendered at each reading (votes)
+
+
+_NO_VERSION = object()  # Post objects have no version: they are rendered afresh
+STATUS_CACHE_SIZE = 4096  # posts' renderings kept, the least recently used dropped first
+_STATUSES: collections.OrderedDict[tuple[str, int, Any], _Rendered] = collections.OrderedDict()
+
+
+def _complete(post: Any) -> bool:
+    """Whether `post` is a whole row (or a Post), not only its `status_keys()`."""
+    return hasattr(post, "content")
+
+
 class StatusBatch:
-    """Everything needed to render a page of statuses for one viewer, loaded in a few queries."""
+    """Everything needed to render a page of statuses for one viewer, loaded in a few queries.
+
+    What a status shows that depends neither on the reader nor on its counts (its text, media, tags,
+    application, dates) is rendered once per version of the post's row (`edited_at`, which an edit
+    sets) and kept in a per-process cache, as accounts are: a page of posts read before reads their
+    keys (`status_keys()`: author, counts, reply links, version) and what the reader marked, not their
+    whole rows and relations. Only rows with a `version` (`status_rows()`, `status_keys()`) are cached;
+    Post objects render afresh. The cached parts are shared: the entities rendered are new dicts, but
+    their lists (media, tags) must not be changed."""
 
     def __init__(self, base_url: str, viewer: Viewer) -> None:
         self.base_url = base_url
         self.viewer = viewer
         self.posts: dict[int, Post] = {}
+        self.cached: dict[int, _Rendered] = {}  # by post id, for the posts whose rendering is cached
         self.accounts: dict[int, dict[str, Any]] = {}  # rendered (shared: not to be changed), by actor id
         self.mentions: dict[int, list[int]] = {}
         self.tags: dict[int, list[str]] = {}
@@ -274,16 +323,43 @@ class StatusBatch:
         self.own_votes: dict[int, list[int]] = {}  # poll id -> the viewer's choices
 
     async def load(self, session: AsyncSession, posts: Sequence[Any]) -> None:
-        """Load a page's relations: Post objects or `status_rows()` rows, in at most six queries."""
+        """Load a page's relations: Post objects, `status_rows()` or `status_keys()` rows, in a few
+        queries whatever the number of posts (the whole rows of keys whose rendering is not cached in
+        one of them)."""
         for post in posts:
             self.posts[post.id] = post
         missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
         if missing:
-            self.posts.update(await load_posts(session, missing))
+            self.posts.update((p.id, p) for p in await _run(session, "post_keys", missing))
+        self._find_cached()
+        incomplete = [i for i, p in self.posts.items() if i not in self.cached and not _complete(p)]
+        if incomplete:
+            self.posts.update(await load_posts(session, incomplete))
         originals = [p.id for p in self.posts.values() if not p.reblog]
         if originals:
             await self._load_relations(session, originals, self.viewer.actor_id)
         await self._load_accounts_and_apps(session)
+
+    def _find_cached(self) -> None:
+        base_url = self.base_url
+        for post_id, post in self.posts.items():
+            version = getattr(post, "version", _NO_VERSION)
+            if version is _NO_VERSION:
+                continue
+            key = (base_url, post_id, version)
+            rendered = _STATUSES.get(key)
+            if rendered is not None:
+                _STATUSES.move_to_end(key)
+                self.cached[post_id] = rendered
+                if rendered.mentions:
+                    self.mentions[post_id] = rendered.mentions
+
+    def _keep(self, post: Any, data: dict[str, Any], mentions: list[int], poll: bool) -> None:
+        version = getattr(post, "version", _NO_VERSION)
+        if version is not _NO_VERSION:
+            _STATUSES[(self.base_url, post.id, version)] = _Rendered(dict(data), mentions, poll)
+            while len(_STATUSES) > STATUS_CACHE_SIZE:
+                _STATUSES.popitem(last=False)
 
     def add_created(self, post: Post, mentions: Iterable[int], tags: Iterable[str],
                     media: Sequence[MediaAttachment], poll: Poll | None, app: Any) -> None:
@@ -312,20 +388,26 @@ class StatusBatch:
         actor_ids = {p.author_id for p in self.posts.values()}
         actor_ids.update(a for ids in self.mentions.values() for a in ids)
         self.accounts = await load_accounts(session, actor_ids, self.base_url, changed)
-        app_ids = {p.application_id for p in self.posts.values() if p.application_id} - self.apps.keys()
+        app_ids = {p.application_id for i, p in self.posts.items()
+                   if i not in self.cached and p.application_id} - self.apps.keys()
         if app_ids:
             for app in await _run(session, "apps", app_ids):
                 self.apps[app.id] = app
 
     async def _load_relations(self, session: AsyncSession, post_ids: list[int], me: int | None) -> None:
-        """Mentions and tags of the page, which posts have media or a poll, and which the viewer `me`
-        bookmarked, pinned, favourited, boosted, in one query; then the media and polls themselves only
-        when there are some."""
+        """Mentions and tags of the page's posts not cached, which of them have media or a poll, and which
+        posts the viewer `me` bookmarked, pinned, favourited, boosted, in one query; then the media and
+        polls themselves only when there are some (polls of cached posts too: their votes change)."""
         with_media: set[int] = set()
-        with_poll: list[int] = []
+        with_poll = [i for i in post_ids if i in self.cached and self.cached[i].poll]
         marks = {"b": self.bookmarked, "p": self.pinned, "f": self.favourited, "r": self.reblogged}
-        rows = (await _run(session, "relations", post_ids) if me is None
-                else await _run(session, "relations_and_marks", post_ids, me=me))
+        uncached = [i for i in post_ids if i not in self.cached]
+        if me is None:
+            rows = await _run(session, "relations", uncached) if uncached else ()
+        elif uncached:
+            rows = await _run(session, "relations_and_marks", post_ids, me=me, uncached=uncached)
+        else:
+            rows = await _run(session, "marks", post_ids, me=me)
         for kind, post_id, actor_id, name in rows:
             if kind == "m":
                 self.mentions.setdefault(post_id, []).append(actor_id)
@@ -388,6 +470,7 @@ class StatusBatch:
         }
 
     def render(self, post: Post) -> dict[str, Any]:
+        post = self.posts.get(post.id, post)  # its whole row, where `load` read it
         if post.reblog_of_id is not None:
             original = self.posts.get(post.reblog_of_id)
             inner = self._render_original(original) if original is not None else None
@@ -400,71 +483,86 @@ class StatusBatch:
         return self._render_original(post)
 
     def _shell(self, post: Post) -> dict[str, Any]:
-        return {
-            "id": str(post.id),
-            "uri": post.uri,
-            "url": post.url or post.uri,
-            "created_at": iso(post.created_at),
-            "account": self.accounts[post.author_id],
-            "content": "",
-            "visibility": post.visibility,
-            "sensitive": False,
-            "spoiler_text": "",
-            "media_attachments": [],
-            "application": None,
-            "mentions": [],
-            "tags": [],
-            "emojis": [],
-            "reblogs_count": 0,
-            "favourites_count": 0,
-            "replies_count": 0,
-            "in_reply_to_id": None,
-            "in_reply_to_account_id": None,
-            "reblog": None,
-            "poll": None,
-            "card": None,
-            "language": None,
-            "text": None,
-            "edited_at": None,
-            "favourited": False,
-            "reblogged": False,
-            "muted": False,
-            "bookmarked": False,
-            "pinned": False,
-            "filtered": [],
-        }
+        """A boost's own entity (its original goes in `reblog`), or the start of an original's."""
+        rendered = self.cached.get(post.id)
+        if rendered is not None:
+            data = dict(rendered.data)
+        else:
+            data = {
+                "id": str(post.id),
+                "uri": post.uri,
+                "url": post.url or post.uri,
+                "created_at": iso(post.created_at),
+                "account": None,
+                "content": "",
+                "visibility": post.visibility,
+                "sensitive": False,
+                "spoiler_text": "",
+                "media_attachments": [],
+                "application": None,
+                "mentions": [],
+                "tags": [],
+                "emojis": [],
+                "reblogs_count": 0,
+                "favourites_count": 0,
+                "replies_count": 0,
+                "in_reply_to_id": None,
+                "in_reply_to_account_id": None,
+                "reblog": None,
+                "poll": None,
+                "card": None,
+                "language": None,
+                "text": None,
+                "edited_at": None,
+                "favourited": False,
+                "reblogged": False,
+                "muted": False,
+                "bookmarked": False,
+                "pinned": False,
+                "filtered": [],
+            }
+            if post.reblog_of_id is not None:
+                self._keep(post, data, [], False)
+        data["account"] = self.accounts[post.author_id]
+        data["filtered"] = []
+        return data
 
     def _render_original(self, post: Post) -> dict[str, Any]:
         data = self._shell(post)
+        if post.id not in self.cached:
+            app = self.apps.get(post.application_id) if post.application_id else None
+            data.update({
+                "content": post.content,
+                "sensitive": bool(post.sensitive),
+                "spoiler_text": post.spoiler_text or "",
+                "application": {"name": app.name, "website": app.website} if app else None,
+                "tags": [{"name": name, "url": f"{self.base_url}/tags/{name}"}
+                         for name in sorted(self.tags.get(post.id, []))],
+                "language": post.language,
+                "edited_at": iso(post.edited_at),
+                "media_attachments": [media_to_api(m, self.base_url) if m.remote_url is None
+                                      else remote_media_to_api(m) for m in self.media.get(post.id, [])],
+            })
+            self._keep(post, data, sorted(self.mentions.get(post.id, [])), post.id in self.polls)
         mentions = []
         for actor_id in sorted(self.mentions.get(post.id, [])):  # by id: the same order on either engine
             account = self.accounts.get(actor_id)
             if account is not None:
                 mentions.append({"id": account["id"], "username": account["username"], "acct": account["acct"],
                                  "url": account["url"]})
-        app = self.apps.get(post.application_id) if post.application_id else None
+        post_id = post.id
         data.update({
-            "content": post.content,
-            "sensitive": bool(post.sensitive),
-            "spoiler_text": post.spoiler_text or "",
-            "application": {"name": app.name, "website": app.website} if app else None,
             "mentions": mentions,
-            "tags": [{"name": name, "url": f"{self.base_url}/tags/{name}"}
-                     for name in sorted(self.tags.get(post.id, []))],
             "reblogs_count": post.reblogs_count,
             "favourites_count": post.favourites_count,
             "replies_count": post.replies_count,
             "in_reply_to_id": str(post.in_reply_to_id) if post.in_reply_to_id else None,
             "in_reply_to_account_id": str(post.in_reply_to_account_id) if post.in_reply_to_account_id else None,
-            "language": post.language,
-            "edited_at": iso(post.edited_at),
-            "favourited": post.id in self.favourited,
-            "reblogged": post.id in self.reblogged,
-            "bookmarked": post.id in self.bookmarked,
-            "pinned": post.id in self.pinned,
-            "media_attachments": [media_to_api(m, self.base_url) if m.remote_url is None else remote_media_to_api(m)
-                                  for m in self.media.get(post.id, [])],
-            "poll": self.render_poll(self.polls[post.id]) if post.id in self.polls else None,
+            "favourited": post_id in self.favourited,
+            "reblogged": post_id in self.reblogged,
+            "bookmarked": post_id in self.bookmarked,
+            "pinned": post_id in self.pinned,
+            "poll": self.render_poll(self.polls[post_id]) if post_id in self.polls else None,
         })
         return data
 

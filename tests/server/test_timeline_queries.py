@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from voisinage.models import db, pg_fast
+from voisinage.server.api import to_api
 from voisinage.server.keys import ENGINE
 
 from ..rig.statements import recorded_statements
@@ -42,7 +43,10 @@ async def _fill(rig: Any) -> None:
             assert (await rig.api("birch").post(f"/api/v1/statuses/{made['id']}/bookmark"))[0] == 200
 
 
-async def _statements(rig: Any, path: str, limit: int) -> tuple[int, list[dict[str, Any]]]:
+async def _statements(rig: Any, path: str, limit: int, cold: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """The statements of a page, and the page; `cold`: no post's rendering cached before."""
+    if cold:
+        to_api._STATUSES.clear()
     with recorded_statements(rig.app[ENGINE]) as seen:
         status, page = await rig.api("birch").get(path, params={"limit": str(limit)})
     assert status == 200, page
@@ -59,6 +63,8 @@ async def test_timeline_pages_of_20_and_40_cost_the_same_statements(rig):
         large, page40 = await _statements(rig, path, 40)
         assert small == large, path
         assert 0 < small <= 16, (path, small)  # a bounded number: the page, then one per kind of relation
+        warm, again = await _statements(rig, path, 40, cold=False)  # its posts' renderings cached
+        assert warm <= large and again == page40, path
         expected = {"tag": 9, "accounts": 36}  # #annonce statuses; alder's statuses (birch wrote 9)
         wanted = next((n for key, n in expected.items() if key in path), 40)
         assert len(page20) == 20 if wanted >= 20 else len(page20) == wanted, path
@@ -101,6 +107,7 @@ async def test_the_fast_read_path_renders_exactly_what_sqlalchemy_would(rig, mon
     assert len(used) > 10 and all(used)  # every marked read of the pages took the fast path
     monkeypatch.setattr(db, "_fast_rows", lambda *args: None)  # SQLAlchemy runs every statement
     monkeypatch.setattr(pg_fast.PgSession, "_fast", declined)
+    to_api._STATUSES.clear()  # rendered from the rows again (`again` came from the cache)
     slow_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     assert json.dumps(slow_pages, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)  # false is not 0
     assert all(status == 200 and len(page) >= 9 for status, page in fast_pages)
@@ -126,17 +133,17 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
 
     from voisinage.models.actor import Actor
     from voisinage.models.post import Post
-    from voisinage.server.api import timelines, to_api
+    from voisinage.server.api import timelines
 
     await _fill(rig)
     async with db.read_session(rig.sessionmaker) as session:
         post_ids = list(await session.scalars(select(Post.id)))
         actor_ids = list(await session.scalars(select(Actor.id)))
         birch = int(rig["birch"].id)
-        cases = [(name, to_api._build_statement(name), {"ids": ids, "me": birch})
+        cases = [(name, to_api._build_statement(name), {"ids": ids, "me": birch, "uncached": ids[::2]})
                  for name, ids in (("accounts", actor_ids), ("account_versions", actor_ids), ("posts", post_ids),
-                                   ("relations", post_ids), ("relations_and_marks", post_ids), ("apps", [1, 2, 3]),
-                                   ("posts", post_ids[:1]))]
+                                   ("post_keys", post_ids), ("relations", post_ids), ("relations_and_marks", post_ids),
+                                   ("marks", post_ids), ("apps", [1, 2, 3]), ("posts", post_ids[:1]))]
         cases.append(("reader", timelines._reader_statement(), {"me": birch}))
         for name, statement, values in cases:
             plain = statement.execution_options(**{db.FAST: False})
@@ -187,3 +194,46 @@ async def test_accounts_are_rendered_once_per_version_of_their_row(rig):
     assert {account["statuses_count"] for account in _alders(page)} == {count + 1}
     status, notes = await rig.api("birch").get("/api/v1/notifications")
     assert status == 200 and notes[0]["account"]["display_name"] == "Alder du moulin"
+
+
+def _shown(page: list[dict[str, Any]], status_id: str) -> dict[str, Any]:
+    """The status on a page, itself or as the original of its village's announce."""
+    return next(s["reblog"] or s for s in page if (s["reblog"] or s)["id"] == status_id)
+
+
+async def test_a_cached_status_still_shows_its_counts_marks_votes_edits_and_reply_link(rig):
+    """A post's rendering is kept per version of its row (`edited_at`): a page of posts read before
+    reads neither their whole rows nor their mentions and tags, yet shows what changes without an
+    edit (counts, the reader's marks, a poll's votes, a reply whose parent is gone) and an edit at once."""
+    parent = await _post(rig, "alder", status="Qui prête une échelle ?")
+    reply = await _post(rig, "alder", status="Pour le toit #entraide @birch", in_reply_to_id=parent["id"])
+    poll = await _post(rig, "alder", status="Marché le samedi ?",
+                       poll={"options": ["oui", "non"], "expires_in": 3600})
+    home = "/api/v1/timelines/home"
+    _, cold = await _statements(rig, home, 40)
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        status, warm = await rig.api("birch").get(home, params={"limit": "40"})
+    assert status == 200 and warm == cold
+    assert not [s for s in seen if "posts.content" in s or "FROM post_tags" in s], seen
+    assert _shown(warm, reply["id"])["in_reply_to_id"] == parent["id"]
+    assert _shown(warm, reply["id"])["mentions"][0]["username"] == "birch"
+
+    assert (await rig.api("cedar").post(f"/api/v1/statuses/{reply['id']}/favourite"))[0] == 200
+    assert (await rig.api("birch").post(f"/api/v1/statuses/{reply['id']}/bookmark"))[0] == 200
+    assert (await rig.api("birch").post(f"/api/v1/polls/{poll['poll']['id']}/votes", json={"choices": ["1"]}))[0] == 200
+    _, page = await _statements(rig, home, 40, cold=False)
+    shown = _shown(page, reply["id"])
+    assert shown["favourites_count"] == 1 and shown["bookmarked"] is True and shown["favourited"] is False
+    voted = _shown(page, poll["id"])["poll"]
+    assert voted["voted"] is True and voted["own_votes"] == [1] and voted["votes_count"] == 1
+
+    status, _ = await rig.api("alder").put(f"/api/v1/statuses/{reply['id']}", json={"status": "Pour la gouttière"})
+    assert status == 200
+    assert (await rig.api("alder").delete(f"/api/v1/statuses/{parent['id']}"))[0] == 200
+    _, page = await _statements(rig, home, 40, cold=False)
+    shown = _shown(page, reply["id"])
+    assert "gouttière" in shown["content"] and shown["edited_at"] is not None and shown["tags"] == []
+    assert shown["in_reply_to_id"] is None and shown["mentions"] == [] and shown["favourites_count"] == 1
+    assert not [s for s in page if (s["reblog"] or s)["id"] == parent["id"]]
+    _, fresh = await _statements(rig, home, 40)  # and all of it as rendered from the rows
+    assert fresh == page
