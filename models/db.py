@@ -245,6 +245,8 @@ class LoopSession(_LoopConnection):
         self.sync_session = Session(engine, expire_on_commit=False, info=dict(info or {}))
         super().__init__(self.sync_session)
         self.bind = engine
+        self._transaction: Any = None  # the session's transaction when `_opened` was asked of it
+        self._opened: Connection | None = None
 
     @property
     def info(self) -> dict[str, Any]:
@@ -273,8 +275,16 @@ class LoopSession(_LoopConnection):
             delay = min(delay * 2, 0.05)
 
     def _fast_connection(self) -> Connection:
-        self.sync_session.flush()  # what the session's own execute would do first (autoflush)
-        return self.sync_session.connection()
+        """The session's connection, as its own execute would use it (after an autoflush). Asked of
+        the session once per transaction: `Session.connection()` costs more than a short statement."""
+        session = self.sync_session
+        session.flush()
+        transaction = session.get_transaction()
+        connection = self._opened
+        if connection is None or transaction is None or transaction is not self._transaction:
+            connection = self._opened = session.connection()  # begins a transaction if there was none
+            self._transaction = session.get_transaction()
+        return connection
 
     async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
         return self.sync_session.get(entity, ident, **kwargs)

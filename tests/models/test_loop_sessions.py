@@ -264,3 +264,28 @@ async def test_checkpointing_is_nothing_on_other_databases(db_url):
         assert await _count(sessionmaker) >= 2
     finally:
         await db.close_database(engine)
+
+
+async def test_fast_statements_follow_the_session_across_its_commits(db_url):
+    """A loop session asks the session for its connection once per transaction: after a commit (or a
+    rollback) its fast statements run in the next transaction, which sees what others wrote since,
+    while inside one they keep its snapshot."""
+    path = _sqlite_path(db_url)
+    engine, sessionmaker = await _open(db_url)
+    count = db.fast(select(func.count()).select_from(MetaValue))
+    other = sqlite3.connect(path)
+    try:
+        async with db.read_session(sessionmaker) as session:
+            before = await session.scalar(count)
+            other.execute("INSERT INTO meta (key, value) VALUES ('from another', 'connection')")
+            other.commit()
+            assert await session.scalar(count) == before  # the same read transaction
+            await session.commit()
+            assert await session.scalar(count) == before + 1  # a new one
+            other.execute("INSERT INTO meta (key, value) VALUES ('and again', 'connection')")
+            other.commit()
+            await session.rollback()
+            assert await session.scalar(count) == before + 2
+    finally:
+        other.close()
+        await db.close_database(engine)
