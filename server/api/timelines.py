@@ -31,7 +31,7 @@ from ..errors import json_response
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services.filtering import apply_filters, exclusive_members
 from .params import Page, Params, get_page, link_header, read_params
-from .to_api import IDS, render_statuses, status_keys
+from .to_api import IDS, render_statuses, status_keys, status_keys_and_originals
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 100  # as PostTag.name
@@ -41,11 +41,16 @@ MAX_TAG_LENGTH = 100  # as PostTag.name
 ME, VILLAGE, NOW = bindparam("me"), bindparam("village"), bindparam("now")
 
 
-@functools.cache
-def _reader_statement() -> Any:
+def _reader_columns() -> tuple[Any, Any]:
+    """The reader's home village (its actor) and whether they have any filter."""
     village = (select(Village.actor_id).join(Actor, Actor.village_id == Village.id)
                .where(Actor.id == ME).scalar_subquery())
-    return fast(select(village, exists(select(Filter.id).where(Filter.owner_id == ME))))
+    return village.label("village"), exists(select(Filter.id).where(Filter.owner_id == ME)).label("filters")
+
+
+@functools.cache
+def _reader_statement() -> Any:
+    return fast(select(*_reader_columns()))
 
 
 async def _load_reader(session: Any, me: int) -> tuple[Viewer, bool]:
@@ -65,41 +70,49 @@ def _page_like(shape: tuple[bool, bool, bool]) -> Page:
 
 @functools.lru_cache(maxsize=16)
 def _home_candidates(shape: tuple[bool, bool, bool]) -> Any:
-    """The reader's home rows in the page's range, newest first (oldest first for `min_id`)."""
-    query = select(HomeEntry.post_id).where(HomeEntry.owner_id == ME)
+    """The reader's home rows in the page's range, newest first (oldest first for `min_id`), each with
+    the reader's village and whether they have filters (`_reader_columns`: one round trip for both)."""
+    query = select(HomeEntry.post_id, *_reader_columns()).where(HomeEntry.owner_id == ME)
     return fast(_page_like(shape).apply(query, HomeEntry.post_id, bound=True))
 
 
 @functools.lru_cache(maxsize=8)
 def _home_statuses(has_village: bool, ascending: bool) -> Any:
     """The statuses of candidate home rows that the reader may still see (the rule is checked again at
-    reading: a block or an unfollow since the fan-out), outside mutes and exclusive lists."""
+    reading: a block or an unfollow since the fan-out), outside mutes and exclusive lists, with their
+    originals' keys (most home rows are villages' announces)."""
     viewer = Viewer(ME, VILLAGE if has_village else None)
-    query = status_keys().where(Post.id.in_(IDS), visible_clause(viewer), ~muted_clause(ME, now=NOW),
-                                Post.author_id.not_in(exclusive_members(ME)))
+    query = status_keys_and_originals().where(Post.id.in_(IDS), visible_clause(viewer), ~muted_clause(ME, now=NOW),
+                                              Post.author_id.not_in(exclusive_members(ME)))
     return fast(query.order_by(Post.id.asc() if ascending else Post.id.desc()))
 
 
-async def _home_rows(session: Any, viewer: Viewer, page: Page) -> list[Any]:
-    """Up to `limit + 1` home statuses of the page, in its order.
+async def _home_rows(session: Any, me: int, page: Page) -> tuple[tuple[Viewer, bool], list[Any]]:
+    """The reader (as `_load_reader` gives it) and up to `limit + 1` home statuses of the page, in its
+    order.
 
     Two steps rather than one join: the home rows' primary key (owner, post) gives the page's candidates
     in order at once, and the posts are then looked up by id. As one query, PostgreSQL's planner tends
     to scan every post and sort. Most candidates pass the recheck: a page asks for a quarter more than
-    it shows, and when more do not pass, the next candidates (twice as many each time) fill it."""
+    it shows, and when more do not pass, the next candidates (twice as many each time) fill it. An
+    empty home needs nothing of its reader but the id."""
     wanted = page.limit + 1
     batch = wanted + max(4, wanted // 4)  # a few spare: the posts' rows are most of a page's SQL
     rows: list[Any] = []
-    values = _values(viewer, page)
+    reader = (Viewer(me, None), False)
+    values = _values(reader[0], page)
     while True:
-        candidates = list(await session.scalars(_home_candidates(page.shape),
+        candidates = list(await session.execute(_home_candidates(page.shape),
                                                    {**values, **page.values(), "page_limit": batch}))
         if candidates:
-            rows += await session.execute(_home_statuses(viewer.village_actor_id is not None, page.ascending),
-                                             {**values, "ids": candidates})
+            reader = (Viewer(me, candidates[0].village), bool(candidates[0].filters))
+            rows += await session.execute(_home_statuses(candidates[0].village is not None, page.ascending),
+                                             {**values, "village": candidates[0].village,
+                                              "ids": [candidate.post_id for candidate in candidates]})
         if len(rows) >= wanted or len(candidates) < batch:
-            return rows[:wanted]
-        bound = {"min_id": candidates[-1]} if page.ascending else {"max_id": candidates[-1]}
+            return reader, rows[:wanted]
+        last = candidates[-1].post_id
+        bound = {"min_id": last} if page.ascending else {"max_id": last}
         page = dataclasses.replace(page, **bound)
         batch = min(batch * 2, 2000)
 
@@ -134,9 +147,7 @@ async def get_home(request: web.Request) -> web.Response:
     me = require_viewer(request)
     page = get_page(await read_params(request))
     async with read_session(request.app[SESSIONMAKER]) as session:
-        reader = await _load_reader(session, me)
-        viewer = reader[0]
-        rows = await _home_rows(session, viewer, page)
+        reader, rows = await _home_rows(session, me, page)
         return await _respond(request, session, reader, page, rows, "home")
 
 

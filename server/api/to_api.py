@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import Viewer
@@ -161,6 +162,30 @@ def status_keys() -> Any:
     """A SELECT of what a page needs of its posts when their renderings are cached (`StatusBatch.load`
     reads the rest for those that are not): for timelines, whose pages are mostly posts read before."""
     return select(*STATUS_KEY_COLUMNS)
+
+
+_ORIGINAL = aliased(Post, name="originals")
+_KEY_NAMES = tuple(column.key for column in STATUS_KEY_COLUMNS)
+_Keys = collections.namedtuple("_Keys", _KEY_NAMES)  # type: ignore[misc]  # an original's, as `status_keys()`'s
+
+
+def status_keys_and_originals() -> Any:
+    """`status_keys()` and, in the same rows, the keys of each boost's original (`original_*` columns,
+    null for a post that is not a boost): a home page, mostly its villages' announces, reads its
+    originals without a statement of their own. `StatusBatch.load` finds them there."""
+    columns = [getattr(_ORIGINAL, column.key) for column in STATUS_KEY_COLUMNS[:-1]]
+    columns.append(type_coerce(_ORIGINAL.edited_at, String))
+    originals = [column.label(f"original_{name}") for column, name in zip(columns, _KEY_NAMES, strict=True)]
+    return (select(*STATUS_KEY_COLUMNS, *originals).select_from(Post)
+            .outerjoin(_ORIGINAL, _ORIGINAL.id == Post.reblog_of_id))
+
+
+def _originals_in(rows: Sequence[Any]) -> list[Any]:
+    """The originals' keys carried by `status_keys_and_originals()` rows (none in other rows)."""
+    if not rows or "original_id" not in getattr(rows[0], "_fields", ()):
+        return []
+    width = len(_KEY_NAMES)
+    return [_Keys._make(row[width:2 * width]) for row in rows if row[width] is not None]
 
 
 # The batch's statements are built once (building costs more than running them) with these parameters.
@@ -328,6 +353,8 @@ class StatusBatch:
         one of them)."""
         for post in posts:
             self.posts[post.id] = post
+        for original in _originals_in(posts):
+            self.posts.setdefault(original.id, original)
         missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
         if missing:
             self.posts.update((p.id, p) for p in await _run(session, "post_keys", missing))

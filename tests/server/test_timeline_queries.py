@@ -132,6 +132,7 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
     from sqlalchemy import select
 
     from voisinage.models.actor import Actor
+    from voisinage.models.base import utcnow
     from voisinage.models.post import Post
     from voisinage.server.api import timelines
 
@@ -145,6 +146,11 @@ async def test_fast_rows_have_the_values_and_types_sqlalchemy_gives(rig):
                                    ("post_keys", post_ids), ("relations", post_ids), ("relations_and_marks", post_ids),
                                    ("marks", post_ids), ("apps", [1, 2, 3]), ("posts", post_ids[:1]))]
         cases.append(("reader", timelines._reader_statement(), {"me": birch}))
+        village = (await session.execute(timelines._reader_statement(), {"me": birch})).one()[0]
+        cases.append(("home candidates", timelines._home_candidates((False, False, False)),
+                      {"me": birch, "page_limit": 50}))
+        cases.append(("home statuses and originals", timelines._home_statuses(True, False),
+                      {"me": birch, "village": village, "now": utcnow(), "ids": post_ids}))
         for name, statement, values in cases:
             plain = statement.execution_options(**{db.FAST: False})
             marked = db.fast(plain)
