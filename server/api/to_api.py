@@ -145,7 +145,7 @@ STATUS_COLUMNS = (*(c for c in Post.__table__.c if c.name != "source"), _POST_VE
 # for the posts that are not.
 STATUS_KEY_COLUMNS = (Post.id, Post.author_id, Post.reblog, Post.reblog_of_id, Post.in_reply_to_id,
                       Post.in_reply_to_account_id, Post.replies_count, Post.reblogs_count, Post.favourites_count,
-                      _POST_VERSION)
+                      Post.application_id, _POST_VERSION)
 
 
 def acct_of(actor: Any) -> str:
@@ -309,7 +309,7 @@ class _Rendered:
 
 _NO_VERSION = object()  # Post objects have no version: they are rendered afresh
 STATUS_CACHE_SIZE = 4096  # posts' renderings kept, the least recently used dropped first
-_STATUSES: collections.OrderedDict[tuple[str, int, Any], _Rendered] = collections.OrderedDict()
+_STATUSES: collections.OrderedDict[tuple[str, int, Any, int | None], _Rendered] = collections.OrderedDict()
 
 
 def _complete(post: Any) -> bool:
@@ -323,7 +323,7 @@ class StatusBatch:
     What a status shows that depends neither on the reader nor on its counts (its text, media, tags,
     application, dates) is rendered once per version of the post's row (`edited_at`, which an edit
     sets) and kept in a per-process cache, as accounts are: a page of posts read before reads their
-    keys (`status_keys()`: author, counts, reply links, version) and what the reader marked, not their
+    keys (`status_keys()`: author, counts, reply links, application, version) and what the reader marked, not their
     whole rows and relations. Only rows with a `version` (`status_rows()`, `status_keys()`) are cached;
     Post objects render afresh. The cached parts are shared: the entities rendered are new dicts, but
     their lists (media, tags) must not be changed."""
@@ -373,7 +373,7 @@ class StatusBatch:
             version = getattr(post, "version", _NO_VERSION)
             if version is _NO_VERSION:
                 continue
-            key = (base_url, post_id, version)
+            key = (base_url, post_id, version, post.application_id)
             rendered = _STATUSES.get(key)
             if rendered is not None:
                 _STATUSES.move_to_end(key)
@@ -383,8 +383,8 @@ class StatusBatch:
 
     def _keep(self, post: Any, data: dict[str, Any], mentions: list[int], poll: bool) -> None:
         version = getattr(post, "version", _NO_VERSION)
-        if version is not _NO_VERSION:
-            _STATUSES[(self.base_url, post.id, version)] = _Rendered(dict(data), mentions, poll)
+        if version is not _NO_VERSION:  # its application too: a deleted one leaves the post without
+            _STATUSES[(self.base_url, post.id, version, post.application_id)] = _Rendered(dict(data), mentions, poll)
             while len(_STATUSES) > STATUS_CACHE_SIZE:
                 _STATUSES.popitem(last=False)
 

@@ -243,3 +243,12 @@ async def test_a_cached_status_still_shows_its_counts_marks_votes_edits_and_repl
     assert not [s for s in page if (s["reblog"] or s)["id"] == parent["id"]]
     _, fresh = await _statements(rig, home, 40)  # and all of it as rendered from the rows
     assert fresh == page
+
+    assert shown["application"] is not None  # an application deleted nulls its posts' (SET NULL)
+    from sqlalchemy import update
+
+    from voisinage.models.post import Post
+    async with db.write_session(rig.sessionmaker) as session:
+        await session.execute(update(Post).where(Post.id == int(reply["id"])).values(application_id=None))
+    _, page = await _statements(rig, home, 40, cold=False)
+    assert _shown(page, reply["id"])["application"] is None
