@@ -162,7 +162,8 @@ def _tagged_clause(tag: str) -> Any:
 
 
 def _account_statuses_query(params: Params, author_id: int, viewer: Any) -> Any:
-    query = select(Post).where(Post.author_id == author_id, Post.visibility != DIRECT, visible_clause(viewer))
+    query = to_api.status_keys().where(Post.author_id == author_id, Post.visibility != DIRECT,
+                                        visible_clause(viewer))
     if params.get_bool("exclude_replies", False):
         # as Mastodon: a thread the author continues (a reply to themselves) stays
         query = query.where(or_(Post.in_reply_to_id.is_(None), Post.in_reply_to_account_id == author_id))
@@ -194,7 +195,7 @@ async def get_account_statuses(request: web.Request) -> web.StreamResponse:
             query = query.where(Post.id.in_(select(Pin.post_id).where(Pin.actor_id == actor_id)))
         if params.get_bool("only_media", False):
             query = query.where(exists(select(MediaAttachment.id).where(MediaAttachment.post_id == Post.id)))
-        posts, more = page.trim(list(await session.scalars(page.apply(query, Post.id))))
+        posts, more = page.trim(list(await session.execute(page.apply(query, Post.id))))
         data = await to_api.render_statuses(session, posts, viewer, base_url)
     link = link_header(request, base_url, page, [p.id for p in posts], more)
     return json_response(data, headers={"Link": link} if link else None)

@@ -25,7 +25,7 @@ from ..errors import json_response, not_found, unprocessable
 from ..keys import SESSIONMAKER, SETTINGS
 from ..services.filtering import apply_filters
 from .params import Params, get_page, link_header, parse_id, path_id, read_params
-from .to_api import account_to_api, render_statuses
+from .to_api import account_to_api, render_statuses, status_keys
 
 TITLE_MAX = 100
 MAX_LISTS = 50
@@ -215,9 +215,9 @@ async def get_list_timeline(request: web.Request) -> web.Response:
         item = await get_own_list(session, me, list_id)
         viewer = await load_viewer(session, me)
         members = select(ListMember.actor_id).where(ListMember.list_id == item.id)
-        query = select(Post).where(Post.author_id.in_(members), visible_clause(viewer), ~muted_clause(me),
-                                   replies_clause(item, me))
-        posts, more = page.trim(list(await session.scalars(page.apply(query, Post.id))))
+        query = status_keys().where(Post.author_id.in_(members), visible_clause(viewer), ~muted_clause(me),
+                                    replies_clause(item, me))
+        posts, more = page.trim(list(await session.execute(page.apply(query, Post.id))))
         data = await render_statuses(session, posts, viewer, base_url)
         data = await apply_filters(session, me, data, "home")
     link = link_header(request, base_url, page, [p.id for p in posts], more)

@@ -646,7 +646,7 @@ async def relationships_to_api(session: AsyncSession, me: int, ids: Sequence[int
 async def render_notifications(session: AsyncSession, notes: Sequence[Notification], viewer: Viewer,
                                base_url: str) -> list[dict[str, Any]]:
     post_ids = {n.post_id for n in notes if n.post_id}
-    posts = list(await session.scalars(select(Post).where(Post.id.in_(post_ids)))) if post_ids else []
+    posts = list(await _run(session, "post_keys", post_ids)) if post_ids else []
     batch = StatusBatch(base_url, viewer)
     await batch.load(session, posts)
     by_id = {p.id: p for p in posts}
