@@ -323,8 +323,8 @@ class StatusBatch:
     What a status shows that depends neither on the reader nor on its counts (its text, media, tags,
     application, dates) is rendered once per version of the post's row (`edited_at`, which an edit
     sets) and kept in a per-process cache, as accounts are: a page of posts read before reads their
-    keys (`status_keys()`: author, counts, reply links, application, version) and what the reader marked, not their
-    whole rows and relations. Only rows with a `version` (`status_rows()`, `status_keys()`) are cached;
+    keys (`status_keys()`: author, counts, reply links, application, version) and what the reader
+    marked, not their whole rows and relations. Only rows with a `version` (`status_rows()`, `status_keys()`) are cached;
     Post objects render afresh. The cached parts are shared: the entities rendered are new dicts, but
     their lists (media, tags) must not be changed."""
 
