@@ -223,7 +223,8 @@ def _build_statement(name: str) -> Any:
 def _mark_parts() -> list[Any]:
     no_id, no_text = cast(null(), BigInteger), cast(null(), String)
     return [
-        select(literal("b"), Bookmark.post_id, no_id, no_text).where(Bookmark.actor_id == ME, Bookmark.post_id.in_(IDS)),
+        select(literal("b"), Bookmark.post_id, no_id, no_text).where(Bookmark.actor_id == ME,
+                                                                      Bookmark.post_id.in_(IDS)),
         select(literal("p"), Pin.post_id, no_id, no_text).where(Pin.actor_id == ME, Pin.post_id.in_(IDS)),
         select(literal("f"), Favourite.post_id, no_id, no_text).where(Favourite.actor_id == ME,
                                                                        Favourite.post_id.in_(IDS)),
@@ -324,9 +325,9 @@ class StatusBatch:
     application, dates) is rendered once per version of the post's row (`edited_at`, which an edit
     sets) and kept in a per-process cache, as accounts are: a page of posts read before reads their
     keys (`status_keys()`: author, counts, reply links, application, version) and what the reader
-    marked, not their whole rows and relations. Only rows with a `version` (`status_rows()`, `status_keys()`) are cached;
-    Post objects render afresh. The cached parts are shared: the entities rendered are new dicts, but
-    their lists (media, tags) must not be changed."""
+    marked, not their whole rows and relations. Only rows with a `version` (`status_rows()`,
+    `status_keys()`) are cached; Post objects render afresh. The cached parts are shared: the entities
+    rendered are new dicts, but their lists (media, tags) must not be changed."""
 
     def __init__(self, base_url: str, viewer: Viewer) -> None:
         self.base_url = base_url
