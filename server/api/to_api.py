@@ -368,14 +368,16 @@ class StatusBatch:
             await self._load_relations(session, originals, self.viewer.actor_id)
         await self._load_accounts_and_apps(session)
 
+    def _cache_key(self, post: Any) -> tuple[str, int, Any, int | None] | None:
+        """Where a post's rendering is kept: by version, and by application too (a deleted one leaves
+        the post without, and no edit); None for a Post object (no version: rendered afresh)."""
+        version = getattr(post, "version", _NO_VERSION)
+        return None if version is _NO_VERSION else (self.base_url, post.id, version, post.application_id)
+
     def _find_cached(self) -> None:
-        base_url = self.base_url
         for post_id, post in self.posts.items():
-            version = getattr(post, "version", _NO_VERSION)
-            if version is _NO_VERSION:
-                continue
-            key = (base_url, post_id, version, post.application_id)
-            rendered = _STATUSES.get(key)
+            key = self._cache_key(post)
+            rendered = _STATUSES.get(key) if key is not None else None
             if rendered is not None:
                 _STATUSES.move_to_end(key)
                 self.cached[post_id] = rendered
@@ -383,9 +385,9 @@ class StatusBatch:
                     self.mentions[post_id] = rendered.mentions
 
     def _keep(self, post: Any, data: dict[str, Any], mentions: list[int], poll: bool) -> None:
-        version = getattr(post, "version", _NO_VERSION)
-        if version is not _NO_VERSION:  # its application too: a deleted one leaves the post without
-            _STATUSES[(self.base_url, post.id, version, post.application_id)] = _Rendered(dict(data), mentions, poll)
+        key = self._cache_key(post)
+        if key is not None:
+            _STATUSES[key] = _Rendered(dict(data), mentions, poll)
             while len(_STATUSES) > STATUS_CACHE_SIZE:
                 _STATUSES.popitem(last=False)
 
