@@ -73,8 +73,9 @@ demo: $(STAMP)
 run: demo
 	$(VOISINAGE) serve
 
+# One pytest worker per core, at most four (each starts its own PostgreSQL server when it needs one).
 test: $(STAMP)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n auto --maxprocesses 4 tests
 
 # Benchmarks (not part of `make test`): bench-results/latest.json, latest.md and PNG plots.
 # BENCH_FULL=1 adds a 1,000,000-post database; BENCH_ENGINES=sqlite skips PostgreSQL.
