@@ -673,6 +673,10 @@ def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
     is a `LoopSession`; keep it to reads that take milliseconds (timelines, token lookups), since the
     event loop waits for them. Otherwise an ordinary session."""
     engine = sessionmaker.kw.get("bind")
+    if engine is not None and engine.dialect.name == "postgresql":
+        from .pg_fast import PgReadSession
+
+        return PgReadSession(sessionmaker)
     reader = loop_engine(engine, "reader") if engine is not None else None
     return LoopSession(reader, sessionmaker.kw.get("info")) if reader is not None else sessionmaker()
 

@@ -86,7 +86,7 @@ async def test_the_fast_read_path_renders_exactly_what_sqlalchemy_would(rig, mon
              "/api/v1/timelines/tag/annonce", f"/api/v1/accounts/{rig['alder'].id}/statuses")
     fast_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     used: list[bool] = []
-    real_sqlite, real_pg = db._fast_rows, pg_fast.PgSession._fast
+    real_sqlite, real_pg = db._fast_rows, pg_fast.run_fast
 
     def counted(*args: Any) -> Any:
         used.append(True)
@@ -101,12 +101,12 @@ async def test_the_fast_read_path_renders_exactly_what_sqlalchemy_would(rig, mon
         return None
 
     monkeypatch.setattr(db, "_fast_rows", counted)
-    monkeypatch.setattr(pg_fast.PgSession, "_fast", counted_pg)
+    monkeypatch.setattr(pg_fast, "run_fast", counted_pg)
     again = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     assert json.dumps(again, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)
     assert len(used) > 10 and all(used)  # every marked read of the pages took the fast path
     monkeypatch.setattr(db, "_fast_rows", lambda *args: None)  # SQLAlchemy runs every statement
-    monkeypatch.setattr(pg_fast.PgSession, "_fast", declined)
+    monkeypatch.setattr(pg_fast, "run_fast", declined)
     to_api._STATUSES.clear()  # rendered from the rows again (`again` came from the cache)
     slow_pages = [await rig.api("birch").get(path, params={"limit": "40"}) for path in paths]
     assert json.dumps(slow_pages, sort_keys=True) == json.dumps(fast_pages, sort_keys=True)  # false is not 0
