@@ -671,7 +671,8 @@ def writes_on_loop(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
 def read_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
     """A session for a read-only request: `async with read_session(sm) as session`. On a SQLite file it
     is a `LoopSession`; keep it to reads that take milliseconds (timelines, token lookups), since the
-    event loop waits for them. Otherwise an ordinary session."""
+    event loop waits for them. On PostgreSQL a `pg_fast.PgReadSession` (an ORM session only when a
+    statement needs one). Otherwise an ordinary session."""
     engine = sessionmaker.kw.get("bind")
     if engine is not None and engine.dialect.name == "postgresql":
         from .pg_fast import PgReadSession

@@ -54,6 +54,7 @@ class Databases:
         self._made: queue.Queue[str | BaseException] = queue.Queue(maxsize=self.AHEAD)
         self._stop = threading.Event()
         self._maker: threading.Thread | None = None
+        self._failed: BaseException | None = None
 
     def sqlite(self) -> str:
         if self.sqlite_template is None:
@@ -72,19 +73,23 @@ class Databases:
             asyncio.run(_migrate(f"{self.pg_url}/vtemplate"))
             self._maker = threading.Thread(target=lambda: asyncio.run(self._make_ahead()), daemon=True)
             self._maker.start()
+        if self._failed is not None:
+            raise self._failed
         made = self._made.get(timeout=120)
         if isinstance(made, BaseException):
+            self._failed = made  # the thread has stopped: every later test fails at once with the cause
             raise made
         return f"{self.pg_url}/{made}"
 
     async def _make_ahead(self) -> None:
-        """Copies of the template, each put in the queue as soon as made (blocks while it is full)."""
+        """Copies of the template, each put in the queue as soon as made (waits while it is full); an
+        error goes in the queue in place of a database, and the thread stops."""
         import asyncpg
 
         try:
             conn = await asyncpg.connect(self._admin_dsn())
         except Exception as error:  # noqa: BLE001  # handed to the test that waits for a database
-            self._made.put(error)
+            self._hand(error)
             return
         try:
             while not self._stop.is_set():
@@ -92,16 +97,20 @@ class Databases:
                 try:
                     await conn.execute(f"CREATE DATABASE {name} TEMPLATE vtemplate")
                 except Exception as error:  # noqa: BLE001
-                    self._made.put(error)
+                    self._hand(error)
                     return
-                while not self._stop.is_set():
-                    try:
-                        self._made.put(name, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+                self._hand(name)
         finally:
             await conn.close()
+
+    def _hand(self, made: str | BaseException) -> None:
+        """Put `made` in the queue once there is room, unless the session ends first."""
+        while not self._stop.is_set():
+            try:
+                self._made.put(made, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def _admin_dsn(self) -> str:
         assert self.pg_url is not None
