@@ -206,17 +206,33 @@ async def get_context(request: web.Request) -> web.Response:
     async with read_session(request.app[SESSIONMAKER]) as session:
         viewer = await load_viewer(session, me)
         post = await posting.get_visible_original(session, viewer, post_id)
-        ancestors = await _ancestors(session, viewer, post)
-        descendants = await _descendants(session, viewer, post)
+        thread = await _thread(session, viewer, post)
+        ancestors = await _ancestors(session, viewer, post, thread or {})
+        descendants = _depth_first(post, list(thread.values()) if thread is not None
+                                   else await _replies_by_level(session, viewer, post))
         rendered = await render_statuses(session, ancestors + descendants, viewer, _base_url(request))
     return json_response({"ancestors": rendered[:len(ancestors)], "descendants": rendered[len(ancestors):]})
 
 
-async def _ancestors(session: AsyncSession, viewer: Viewer, post: Post) -> list[Post]:
+async def _thread(session: AsyncSession, viewer: Viewer, post: Post) -> dict[int, Post] | None:
+    """The other posts of `post`'s thread that the viewer sees, by id (None for a post without a
+    thread id: received from elsewhere)."""
+    if post.thread_id is None:
+        return None
+    rows = await session.scalars(select(Post).where(
+        Post.thread_id == post.thread_id, Post.reblog.is_(False), Post.id != post.id, visible_clause(viewer)))
+    return {p.id: p for p in rows}
+
+
+async def _ancestors(session: AsyncSession, viewer: Viewer, post: Post, known: dict[int, Post]) -> list[Post]:
+    """The parents the viewer sees, up to the first one they do not. A parent among `known` (visible
+    posts of the thread, read already) costs no statement; one outside the thread is read alone."""
     chain: list[Post] = []
     parent_id = post.in_reply_to_id
     while parent_id is not None and len(chain) < MAX_THREAD_DEPTH:
-        parent = await session.scalar(select(Post).where(Post.id == parent_id, visible_clause(viewer)))
+        parent = known.get(parent_id)
+        if parent is None:
+            parent = await session.scalar(select(Post).where(Post.id == parent_id, visible_clause(viewer)))
         if parent is None:
             break
         chain.append(parent)
@@ -225,15 +241,8 @@ async def _ancestors(session: AsyncSession, viewer: Viewer, post: Post) -> list[
     return chain
 
 
-async def _descendants(session: AsyncSession, viewer: Viewer, post: Post) -> list[Post]:
-    """Replies below `post` reachable through posts the viewer sees, depth first."""
-    if post.thread_id is not None:
-        rows = await session.scalars(select(Post).where(
-            Post.thread_id == post.thread_id, Post.reblog.is_(False), Post.id != post.id,
-            visible_clause(viewer)))
-        candidates = list(rows)
-    else:
-        candidates = await _replies_by_level(session, viewer, post)
+def _depth_first(post: Post, candidates: list[Post]) -> list[Post]:
+    """Replies below `post` reachable through `candidates` (posts the viewer sees), depth first."""
     children: dict[int, list[Post]] = {}
     for candidate in candidates:
         if candidate.in_reply_to_id is not None:

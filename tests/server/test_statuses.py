@@ -255,6 +255,34 @@ async def test_context_lists_visible_ancestors_and_descendants_in_order(rig):
     assert [s["id"] for s in context["descendants"]] == [a["id"], a1["id"], hidden["id"], b["id"]]
 
 
+
+async def test_a_threads_context_costs_the_same_statements_at_any_depth(rig):
+    """Ancestors come from the thread's visible posts, read once with the descendants: a reply six levels
+    down costs what a reply two levels down does (one statement per parent before)."""
+    chain = [await post(rig, "alder", "Qui prête une échelle ?")]
+    for level in range(6):
+        chain.append(await post(rig, ("birch", "alder")[level % 2], f"réponse {level}",
+                                in_reply_to_id=chain[-1]["id"]))
+
+    async def context_of(status: dict[str, Any], reader: str = "cedar") -> tuple[int, dict[str, Any]]:
+        with recorded_statements(rig.app[ENGINE]) as seen:
+            code, body = await rig.api(reader).get(f"/api/v1/statuses/{status['id']}/context")
+        assert code == 200, body
+        return len(seen), body
+
+    await context_of(chain[1])  # the reader's token and the accounts cached, as for the next two
+    shallow, near = await context_of(chain[2])
+    deep, far = await context_of(chain[6])
+    assert [s["id"] for s in near["ancestors"]] == [c["id"] for c in chain[:2]]
+    assert [s["id"] for s in far["ancestors"]] == [c["id"] for c in chain[:6]]
+    assert deep <= shallow, (shallow, deep)
+    hidden = await post(rig, "birch", "entre nous", in_reply_to_id=chain[6]["id"], visibility="private")
+    below = await post(rig, "birch", "et après ?", in_reply_to_id=hidden["id"])
+    _, whole = await context_of(below, "birch")
+    assert [s["id"] for s in whole["ancestors"]] == [c["id"] for c in chain] + [hidden["id"]]
+    _, seen_by_cedar = await context_of(chain[5])  # cedar does not follow birch: the private reply is not there
+    assert [s["id"] for s in seen_by_cedar["descendants"]] == [chain[6]["id"]]
+
 # --- deleting -------------------------------------------------------------------------------------
 
 async def test_delete_removes_the_post_everywhere_and_gives_back_its_text(rig):
