@@ -22,6 +22,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.util import greenlet_spawn
 
 from .db import FAST, FAST_IN_TRANSACTION, CompiledFast, FastRows
 
@@ -90,14 +91,12 @@ class PgSession(AsyncSession):
         if sync.new or sync.deleted or sync.dirty:
             await self.flush()  # what the session's own execute would do first (autoflush)
         connection = await self._connection()
-        return await run_fast(connection, statement, parameters,
-                              lambda: self.connection(), lambda: self.bind.dispose(close=False))
+        return await run_fast(connection, statement, parameters)
 
 
-async def run_fast(connection: Any, statement: Any, parameters: Any, current: Any, dispose: Any) -> FastRows | None:
-    """A fast statement's rows on the asyncpg connection under SQLAlchemy's `connection`, or None when it
-    needs a transaction that has not begun. `current()` gives the AsyncConnection to invalidate and
-    `dispose()` drops the pool's connections, as SQLAlchemy does when a connection is found gone."""
+async def run_fast(connection: Any, statement: Any, parameters: Any) -> FastRows | None:
+    """A fast statement's rows on the asyncpg connection under SQLAlchemy's (synchronous) `connection`,
+    or None when it needs a transaction that has not begun."""
     compiled = _COMPILED.get(statement)
     if compiled is None:
         compiled = _COMPILED[statement] = _PgCompiled(statement, connection.dialect)
@@ -107,9 +106,9 @@ async def run_fast(connection: Any, statement: Any, parameters: Any, current: An
     try:
         return await compiled.run(connection, driver, parameters or {})
     except exc.DBAPIError as error:
-        if error.connection_invalidated:
-            await (await current()).invalidate()
-            await dispose()
+        if error.connection_invalidated:  # as SQLAlchemy does: this connection and the pooled ones go
+            await greenlet_spawn(connection.invalidate)
+            await greenlet_spawn(connection.engine.dispose, close=False)
         raise
 
 
@@ -146,9 +145,7 @@ class PgReadSession:
             return None
         if self._connection is None:
             self._connection = await self._engine.connect()
-        connection = self._connection.sync_connection
-        return await run_fast(connection, statement, parameters, lambda: _same_connection(self._connection),
-                              lambda: self._engine.dispose(close=False))
+        return await run_fast(self._connection.sync_connection, statement, parameters)
 
     async def execute(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         rows = await self._fast(statement, params, kwargs)
@@ -173,10 +170,6 @@ class PgReadSession:
         finally:
             if connection is not None:
                 await connection.close()
-
-
-async def _same_connection(connection: Any) -> Any:
-    return connection
 
 
 class _PgCompiled(CompiledFast):
