@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, func, select
@@ -33,11 +33,14 @@ from voisinage.models.ids import new_id
 from voisinage.models.instance import normalize_host
 
 from .context import FederationContext
-from .keys import KeyFormatError, PublicKey, load_public, multikey_to_public
+from .keys import KeyFormatError, load_public, multikey_to_public
 from .local_keys import get_instance_actor, signer_for
 from .partners import host_of, is_partner
 from .vocab import ACTOR_TYPES, as_list, get_id, types_of
 from .webfinger import lookup_actor_uri
+
+if TYPE_CHECKING:
+    from .keys import PublicKey
 
 __all__ = [
     "ApParseError",

@@ -8,14 +8,23 @@ Storage formats:
   ``Multikey``: ``publicKeyMultibase`` = ``"z"`` + base58btc(0xed 0x01 + 32 raw key bytes).
 
 Every loader raises :class:`KeyFormatError` (a ``ValueError``) with a short reason on bad input.
+
+cryptography is imported by the functions that use it, here and in signatures.py and proofs.py: it
+is 7-8 MB of memory and tens of milliseconds of start-up that a server does not need until it first
+signs or checks a signature (or makes a key).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import base58
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 __all__ = [
     "KeyFormatError",
@@ -32,9 +41,6 @@ __all__ = [
     "public_pem_of",
     "public_to_multikey",
 ]
-
-PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 #: multicodec varint prefix of an Ed25519 public key (0xed), FEP-521a / did:key.
 ED25519_PUB_PREFIX = b"\xed\x01"
@@ -54,6 +60,8 @@ def _as_bytes(data: str | bytes) -> bytes:
 
 def generate_rsa(bits: int = MIN_RSA_BITS) -> tuple[str, str]:
     """Create an RSA key pair and return ``(private_pem, public_pem)`` as text."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     if bits < MIN_RSA_BITS:
         raise KeyFormatError(f"RSA keys must have at least {MIN_RSA_BITS} bits")
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
@@ -61,6 +69,8 @@ def generate_rsa(bits: int = MIN_RSA_BITS) -> tuple[str, str]:
 
 
 def _private_pem(key: PrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -70,6 +80,9 @@ def _private_pem(key: PrivateKey) -> str:
 
 def public_pem_of(key: PrivateKey | PublicKey | str | bytes) -> str:
     """Return the SubjectPublicKeyInfo PEM of a key object or of a private PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     if isinstance(key, (str, bytes)):
         key = load_private(key)
     public = key.public_key() if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)) else key
@@ -80,6 +93,10 @@ def public_pem_of(key: PrivateKey | PublicKey | str | bytes) -> str:
 
 def load_private(pem: str | bytes) -> PrivateKey:
     """Parse an unencrypted private PEM (PKCS#8 or PKCS#1) holding an RSA or Ed25519 key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     try:
         key = serialization.load_pem_private_key(_as_bytes(pem), password=None)
     except TypeError as exc:  # encrypted PEM without a password
@@ -96,6 +113,10 @@ def load_private(pem: str | bytes) -> PrivateKey:
 
 def load_public(pem: str | bytes) -> PublicKey:
     """Parse a public PEM (SubjectPublicKeyInfo, or PKCS#1 ``RSA PUBLIC KEY``) of an RSA or Ed25519 key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     try:
         key = serialization.load_pem_public_key(_as_bytes(pem))
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -110,6 +131,8 @@ def load_public(pem: str | bytes) -> PublicKey:
 
 def load_rsa_public(pem: str | bytes) -> rsa.RSAPublicKey:
     """Like :func:`load_public`, but the key must be RSA (draft-cavage signatures)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = load_public(pem)
     if not isinstance(key, rsa.RSAPublicKey):
         raise KeyFormatError("expected an RSA public key")
@@ -118,6 +141,8 @@ def load_rsa_public(pem: str | bytes) -> rsa.RSAPublicKey:
 
 def load_ed25519_private(pem: str | bytes) -> ed25519.Ed25519PrivateKey:
     """Like :func:`load_private`, but the key must be Ed25519 (integrity proofs)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = load_private(pem)
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise KeyFormatError("expected an Ed25519 private key")
@@ -131,12 +156,16 @@ def _check_rsa_size(bits: int) -> None:
 
 def generate_ed25519() -> tuple[str, str]:
     """Create an Ed25519 key pair; return ``(private_pem, public_multikey)``."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = ed25519.Ed25519PrivateKey.generate()
     return _private_pem(key), public_to_multikey(key.public_key())
 
 
 def public_to_multikey(key: ed25519.Ed25519PublicKey) -> str:
     """Encode an Ed25519 public key as a FEP-521a ``publicKeyMultibase`` (``z6Mk...``)."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "z" + base58.b58encode(ED25519_PUB_PREFIX + raw).decode("ascii")
 
@@ -158,11 +187,15 @@ def _decode_multibase(value: str, prefix: bytes, what: str) -> bytes:
 
 def multikey_to_public(value: str) -> ed25519.Ed25519PublicKey:
     """Decode a FEP-521a ``publicKeyMultibase`` into an Ed25519 public key."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     raw = _decode_multibase(value, ED25519_PUB_PREFIX, "publicKeyMultibase")
     return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
 
 def private_multikey_to_private(value: str) -> ed25519.Ed25519PrivateKey:
     """Decode a ``secretKeyMultibase`` (``z3u2...``: 0x8026 + 32-byte seed), the W3C test-vector form."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     raw = _decode_multibase(value, ED25519_PRIV_PREFIX, "secretKeyMultibase")
     return ed25519.Ed25519PrivateKey.from_private_bytes(raw)

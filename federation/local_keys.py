@@ -12,9 +12,8 @@ import asyncio
 import collections
 import functools
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,15 +25,14 @@ from voisinage.models.ids import new_id
 from voisinage.models.uris import instance_actor_uri
 
 from .context import FederationContext
-from .keys import (
-    PrivateKey,
-    generate_ed25519,
-    generate_rsa,
-    load_ed25519_private,
-    load_private,
-)
+from .keys import generate_ed25519, generate_rsa, load_ed25519_private, load_private
 from .signatures import sign_request
 from .transport import Signer
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from .keys import PrivateKey
 
 INSTANCE_ACTOR_USERNAME = "actor"
 

@@ -19,14 +19,15 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import base58
 import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .keys import KeyFormatError, load_ed25519_private, multikey_to_public
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 
 __all__ = ["CRYPTOSUITE", "PROOF_TYPE", "ProofError", "add_proof", "verify_proof"]
 
@@ -78,6 +79,8 @@ def add_proof(
     ``private_key`` is an Ed25519 key object or its PEM; ``created`` defaults to now (UTC, seconds).
     The input must not already carry a proof.
     """
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     if "proof" in document:
         raise ProofError("document already has a proof")
     key = private_key if isinstance(private_key, ed25519.Ed25519PrivateKey) else (
@@ -147,6 +150,8 @@ def _decode_proof_value(value: str) -> bytes:
 
 
 def _resolve_key(public_key_for: PublicKeyFor, method: str) -> ed25519.Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     key = public_key_for(method)
     if isinstance(key, str):
         try:
@@ -165,6 +170,8 @@ def verify_proof(document: Mapping[str, Any], public_key_for: PublicKeyFor) -> b
     string); it may raise to refuse an unknown method. The caller still has to check that the method
     belongs to the object's actor.
     """
+    from cryptography.exceptions import InvalidSignature
+
     proof = _checked_proof(document)
     _check_contexts(document, proof)
     signature = _decode_proof_value(proof["proofValue"])

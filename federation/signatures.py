@@ -38,14 +38,16 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 from urllib.parse import urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from .keys import KeyFormatError, load_private, load_public
 
-from .keys import KeyFormatError, PrivateKey, PublicKey, load_private, load_public
+if TYPE_CHECKING:
+    from .keys import PrivateKey, PublicKey
+
+    KeyInput = str | bytes | PublicKey
+    PrivateKeyInput = str | bytes | PrivateKey
 
 __all__ = [
     "CLOCK_SKEW",
@@ -66,8 +68,6 @@ __all__ = [
 ]
 
 Scheme = Literal["cavage", "rfc9421"]
-KeyInput = str | bytes | PublicKey
-PrivateKeyInput = str | bytes | PrivateKey
 
 #: How long a signature stays valid after its Date (Mastodon: 5 minutes)...
 MAX_AGE = dt.timedelta(minutes=5)
@@ -274,6 +274,9 @@ def sign_cavage(
     expires: int | None = None,
 ) -> str:
     """Return a ``Signature`` header value signing ``header_names`` (in that order) with RSA-SHA256."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
     key = load_private(private_key) if isinstance(private_key, (str, bytes)) else private_key
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeyFormatError("draft-cavage signing needs an RSA private key")
@@ -385,6 +388,10 @@ def _check_digest(value: str | None, body: bytes) -> None:
 
 
 def _verify_rsa(key: PublicKey, signature: bytes, text: str) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
     if not isinstance(key, rsa.RSAPublicKey):
         raise SignatureError("draft-cavage signatures need an RSA key")
     try:
@@ -443,6 +450,8 @@ def _signature_input(headers: Mapping[str, str]) -> tuple[str, list[str], dict[s
 def _rfc9421_algorithm(alg: object, key: PublicKey | PrivateKey) -> str:
     """The algorithm named by ``alg``, or chosen by the key type when ``alg`` is absent."""
     if alg is None:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
         is_ed = isinstance(key, (ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey))
         return "ed25519" if is_ed else "rsa-v1_5-sha256"
     if not isinstance(alg, str) or alg not in _RFC9421_ALGORITHMS:

@@ -419,28 +419,62 @@ def http_status(url: str) -> int | None:
         return None
 
 
-def test_serve_answers_and_stops_on_sigterm(sqlite_instance: Instance) -> None:
+def _serve(instance: Instance) -> tuple[subprocess.Popen[str], int]:
+    """`voisinage serve` on a free port, once it answers (a 404 for an unknown API path)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOISINAGE_")}
-    proc = subprocess.Popen([str(SCRIPT), "--config", str(sqlite_instance.config), "serve", "--port", str(port)],
+    proc = subprocess.Popen([str(SCRIPT), "--config", str(instance.config), "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        status = None
-        deadline = time.monotonic() + 30
-        while status is None and time.monotonic() < deadline and proc.poll() is None:
-            status = http_status(f"http://127.0.0.1:{port}/api/v1/nope")
-            if status is None:
-                time.sleep(0.1)
+    status = None
+    deadline = time.monotonic() + 30
+    while status is None and time.monotonic() < deadline and proc.poll() is None:
+        status = http_status(f"http://127.0.0.1:{port}/api/v1/nope")
         if status is None:
-            proc.kill()
-        assert status == 404, proc.communicate(timeout=20)
+            time.sleep(0.1)
+    if status is None:
+        proc.kill()
+    assert status == 404, proc.communicate(timeout=20)
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM, and the process's output (killed if it does not stop)."""
+    try:
         proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=20)
+        return proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_serve_answers_and_stops_on_sigterm(sqlite_instance: Instance) -> None:
+    proc, port = _serve(sqlite_instance)
+    stdout, stderr = _stop(proc)
     assert proc.returncode == 0, stderr
     assert f"http://127.0.0.1:{port}/" in stdout
     assert "https://vg.test" in stdout
     assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/<pid>/maps (Linux)")
+def test_serve_loads_cryptography_only_when_it_needs_a_key(sqlite_instance: Instance) -> None:
+    """cryptography is 7-8 MB of a serving process: loaded to make the instance actor's keys on a new
+    database, and not at all by a start on a database that has them, until something signs."""
+
+    def cryptography_loaded(proc: subprocess.Popen[str]) -> bool:
+        return "/cryptography/" in Path(f"/proc/{proc.pid}/maps").read_text()
+
+    first, _ = _serve(sqlite_instance)
+    try:
+        made_keys = cryptography_loaded(first)
+    finally:
+        _stop(first)
+    again, _ = _serve(sqlite_instance)
+    try:
+        loaded_again = cryptography_loaded(again)
+    finally:
+        _stop(again)
+    assert made_keys
+    assert not loaded_again
+    assert again.returncode == 0
