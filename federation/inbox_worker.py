@@ -51,23 +51,44 @@ async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int]
 
 
 BUSY_TRIES = 4
+# The documents one item may fetch between its tries (its author, the note it announces, a reply's
+# parent, a few mentioned actors...); an item that wants more is handled with the network in its
+# transaction, as a last resort.
+MAX_FETCHES = 16
 
 
-async def process_item(ctx: FederationContext, item_id: int, *, tried_without_fetch: bool = False) -> str:
+async def process_item(ctx: FederationContext, item_id: int, *, fetches: Fetches | None = None) -> str:
     """Dispatch one item; returns its new state ("done", "failed" or "pending" for a retry).
 
-    SQLite refuses to turn a read transaction into a write one when another connection wrote in
-    between ("database is locked" at once, not after the busy timeout), which a busy inbox makes
-    common: such an item is tried again holding the write lock from the start, which cannot fail so,
-    and only then waits for a backoff. `tried_without_fetch`: the caller already tried it with the
-    write lock and no network (`_process_together`)."""
-    if writes_on_loop(ctx.sessionmaker) and not tried_without_fetch:
-        # SQLite: first with the write lock held from the start and no network (most items need no
-        # fetch), so that the item's statements run on the event loop's thread; an item that needs a
-        # fetch is rolled back and handled as below.
-        state = await _process_once(ctx, item_id, last=False, immediate=True, fetch=False)
-        if state not in (_BUSY, _NEEDS_FETCH):
+    The item is handled without the network: a try that needs a document from a peer is rolled back,
+    the document is fetched outside any transaction, and the item is tried again with it at hand, as
+    many times as it needs documents. No transaction (on SQLite, no write lock: the inbox's requests
+    wait for it) is held while a peer answers, and on SQLite every try holds the write lock from its
+    start, which cannot fail for a write made in between. `fetches`: what an earlier try of the caller
+    fetched or wants (`_process_together`)."""
+    fetches = fetches or Fetches()
+    immediate = writes_on_loop(ctx.sessionmaker)
+    busy = 0
+    while True:
+        if fetches.wanted is not None:
+            if len(fetches.done) >= MAX_FETCHES:
+                return await _process_with_network(ctx, item_id)
+            await fetches.fetch(ctx.transport)
+        state = await _process_once(ctx, item_id, last=busy == BUSY_TRIES - 1, immediate=immediate or busy > 0,
+                                    fetches=fetches)
+        if state == _NEEDS_FETCH and fetches.wanted is None:
+            return await _process_with_network(ctx, item_id)  # it wants to POST, not to fetch
+        if state == _BUSY:
+            busy += 1
+            await asyncio.sleep(0.05 * busy)
+        elif state != _NEEDS_FETCH:
             return state
+
+
+async def _process_with_network(ctx: FederationContext, item_id: int) -> str:
+    """The last resort of an item that needs more of the network than fetches between tries: handled
+    with it in a read transaction (SQLite: one that takes the write lock only when it writes), tried
+    again holding the write lock when another write came in between."""
     for attempt in range(BUSY_TRIES):
         state = await _process_once(ctx, item_id, last=attempt == BUSY_TRIES - 1, immediate=attempt > 0)
         if state != _BUSY:
@@ -80,14 +101,47 @@ _BUSY = "busy"
 _NEEDS_FETCH = "needs fetch"
 
 
-class _NoFetch:
-    """The transport of a try that must not wait on the network: every request raises NeedsFetch."""
+def _request_key(url: str, options: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells two fetches apart: the URL and how it is asked for (not the signing callback, made
+    anew at each call)."""
+    return url, tuple(sorted((name, value) for name, value in options.items() if name != "sign"))
 
-    def __init__(self, transport: Any) -> None:
+
+class Fetches:
+    """The documents fetched for one item between its tries, and the one its last try wanted."""
+
+    def __init__(self) -> None:
+        self.done: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | FetchError] = {}
+        self.wanted: tuple[str, dict[str, Any]] | None = None
+
+    async def fetch(self, transport: Any) -> None:
+        """Fetch the wanted document (outside any transaction); a failure is kept, to be raised where
+        the item's handler asks for it again."""
+        assert self.wanted is not None
+        url, options = self.wanted
+        self.wanted = None
+        try:
+            self.done[_request_key(url, options)] = await transport.get_json(url, **options)
+        except FetchError as exc:
+            self.done[_request_key(url, options)] = exc
+
+
+class _Prefetched:
+    """The transport of a try that must not wait on the network: it answers with the documents fetched
+    before the try, and any other request raises NeedsFetch (a GET noting what to fetch)."""
+
+    def __init__(self, transport: Any, fetches: Fetches) -> None:
         self._transport = transport
+        self._fetches = fetches
 
-    async def get_json(self, url: str, *args: Any, **kwargs: Any) -> Any:
-        raise NeedsFetch(url)
+    async def get_json(self, url: str, **options: Any) -> Any:
+        known = self._fetches.done.get(_request_key(url, options))
+        if known is None:
+            self._fetches.wanted = (url, options)
+            raise NeedsFetch(url)
+        if isinstance(known, FetchError):
+            raise known
+        return known
 
     async def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
         raise NeedsFetch(url)
@@ -97,13 +151,14 @@ class _NoFetch:
 
 
 async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, immediate: bool = False,
-                        fetch: bool = True) -> str:
-    if not fetch:
-        ctx = dataclasses.replace(ctx, transport=_NoFetch(ctx.transport))
+                        fetches: Fetches | None = None) -> str:
+    """One try of an item: with the network (`fetches` None) or with only what `fetches` holds."""
+    if fetches is not None:
+        fetches.wanted = None
+        ctx = dataclasses.replace(ctx, transport=_Prefetched(ctx.transport, fetches))
     try:
-        # First a deferred transaction (not write_session): handlers may fetch from peers, and nothing
-        # of ours should wait behind our write lock during a round trip (SQLite). `immediate` (a retry
-        # after a conflict) takes the write lock first: most items need no fetch at all.
+        # A deferred transaction unless `immediate` (write_session): a try with the network, nothing of
+        # ours should wait behind our write lock during a round trip (SQLite).
         opened = write_session(ctx.sessionmaker) if immediate else ctx.sessionmaker()
         async with opened as session:
             await _dispatch_item(ctx, session, item_id)
@@ -207,14 +262,15 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
     each in its savepoint and without the network: one commit for them, and the pages several items
     change (the inbox rows, the posts' indexes, a reader's home) written once.
     An item that raises anything (it needs a fetch, it is refused, a bug) is rolled back to its
-    savepoint; the items before it are committed, it is handled alone by `process_item`, and the next
-    transaction starts after it: the order of a signer's items holds."""
-    quick = dataclasses.replace(ctx, transport=_NoFetch(ctx.transport))
+    savepoint; the items before it are committed, it is handled alone by `process_item` (told what it
+    wanted to fetch), and the next transaction starts after it: the order of a signer's items holds."""
     loop = asyncio.get_running_loop()
     index = 0
     try:
         while index < len(found):
             first, alone = index, None
+            fetches = Fetches()
+            quick = dataclasses.replace(ctx, transport=_Prefetched(ctx.transport, fetches))
             async with write_session(ctx.sessionmaker) as session:
                 began = loop.time()
                 while index < len(found) and loop.time() - began < TOGETHER_SECONDS:
@@ -228,7 +284,7 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
             if held is not None:
                 held.difference_update(found[first:index])
             if alone is not None:
-                await _process_in_order(ctx, [alone], held, tried_without_fetch=True)
+                await _process_in_order(ctx, [alone], held, fetches=fetches)
                 index += 1
     except asyncio.CancelledError:
         raise  # shutdown: the items left stay held so that Workers.release gives them back

@@ -3,6 +3,7 @@ several signers at once (`inbox_worker.SIGNERS_AT_ONCE`), on SQLite one after an
 transactions."""
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from voisinage.federation import inbox_worker
 from voisinage.federation.context import FEDERATION
+from voisinage.federation.transport import FetchError
 from voisinage.models import db
 from voisinage.models.actor import Actor
 from voisinage.models.base import utcnow
@@ -174,3 +176,64 @@ async def test_on_sqlite_items_share_a_transaction_and_one_that_raises_is_handle
     got = await received(subscription, wait=0)
     assert got == [n for n in range(1, len(ran) + 1) if n not in (5, 6)]  # none of the broken item's
     assert waiting == [0] * 5 + [4] * (len(ran) - 5)
+
+
+async def _nothing_held(rig: Any) -> bool:
+    """Whether the worker holds no transaction: on SQLite another writer gets the write lock, on
+    PostgreSQL no connection of the pool is in use."""
+    if not db.writes_on_loop(rig.sessionmaker):
+        return rig.sessionmaker.kw["bind"].pool.checkedout() == 0
+    try:
+        async with asyncio.timeout(2):
+            async with db.write_session(rig.sessionmaker) as session:
+                session.add(MetaValue(key=f"another writer {new_id()}", value="got in"))
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_an_item_fetches_what_it_needs_between_its_tries_with_nothing_held(rig, monkeypatch):
+    """A handler that needs documents from a peer gets them from a fetch made outside any transaction
+    (on SQLite the inbox's writers would wait behind the write lock for the peer's answer), each fetched
+    once; a failed fetch is raised where the handler asks for it again."""
+    order = await _fill(rig)
+    first = order[0][1]
+    async with db.write_session(rig.sessionmaker) as session:  # one item to handle
+        for _, item_id in order[1:]:
+            await session.delete(await session.get(InboxItem, item_id))
+    asked: list[str] = []
+    free: list[bool] = []
+
+    class Peer:
+        async def get_json(self, url: str, **options: Any) -> tuple[str, dict[str, Any]]:
+            asked.append(url)
+            free.append(await _nothing_held(rig))
+            if url.endswith("/gone"):
+                raise FetchError("404 from the peer")
+            return url, {"id": url, "asked": options.get("accept", "default")}
+
+    tries: list[list[str]] = []
+
+    async def needing(ictx: Any, activity: dict[str, Any]) -> bool:
+        got: list[str] = []
+        tries.append(got)
+        _, author = await ictx.ctx.transport.get_json("https://partner.test/users/author", sign=lambda *a: {})
+        got.append(author["id"])
+        try:
+            await ictx.ctx.transport.get_json("https://partner.test/gone", sign=None)
+        except FetchError as exc:
+            got.append(str(exc))
+        ictx.session.add(MetaValue(key="handled", value=author["id"]))
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", needing)
+    ctx = dataclasses.replace(rig.app[FEDERATION], transport=Peer())
+    assert await inbox_worker.process_due(ctx) == 1
+
+    assert asked == ["https://partner.test/users/author", "https://partner.test/gone"]
+    assert free == [True, True]
+    assert tries == [[], ["https://partner.test/users/author"],
+                     ["https://partner.test/users/author", "404 from the peer"]]
+    assert [row.value for row in await rig.rows(MetaValue, MetaValue.key == "handled")] == \
+        ["https://partner.test/users/author"]
+    assert (await rig.rows(InboxItem, InboxItem.id == first))[0].state == DONE
