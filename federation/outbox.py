@@ -22,6 +22,7 @@ partner's) and its end send Update{Question} to where the post went (`publish_up
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import fast, get_fast, insert_all
+from voisinage.models.db import fast, get_fast, insert_all, load_all_fast
 from voisinage.models.delivery import Delivery, OutgoingActivity
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
@@ -135,17 +136,47 @@ async def _load(session: AsyncSession, actor_id: int | None) -> Actor | None:
 # A post's mentioned actors and tags, and whether it has media or a poll: one round trip, and the media,
 # mentioned actors and poll only for a post that has some (four round trips for every post before).
 _RELATIONS = fast(union_all(*relation_parts(bindparam("ids", expanding=True))))
-_MENTIONED = select(Actor).where(Actor.id.in_(bindparam("ids", expanding=True)))
+_MENTIONED = select(Actor).where(Actor.id.in_(bindparam("ids", expanding=True))).order_by(Actor.id)
 _MEDIA = select(MediaAttachment).where(MediaAttachment.post_id == bindparam("post")).order_by(MediaAttachment.id)
 
 
-async def render_note(session: AsyncSession, ctx: FederationContext, post: Post) -> tuple[dict[str, Any], Actor]:
+@dataclass(frozen=True)
+class NewPost:
+    """What posting has at hand of a post it just stored, so that publishing it reads none of it back:
+    the actors it mentions (ids), its hashtags as stored, its media, whether it has a poll, and the uri
+    of its village's announce (None when its village does not announce it)."""
+
+    mentioned: list[int]
+    tags: list[str]
+    media: list[MediaAttachment]
+    poll: bool
+    announce_uri: str | None
+
+
+async def render_note(session: AsyncSession, ctx: FederationContext, post: Post,
+                      new: NewPost | None = None) -> tuple[dict[str, Any], Actor]:
     """The Note (a Question for a poll) of a local post, with its media and its FEP-8b32 proof, and its
-    loaded author. A bounded number of queries, whatever the media and votes."""
+    loaded author. A bounded number of queries, whatever the media and votes; fewer with `new`."""
     author = await get_fast(session, Actor, post.author_id)
     assert author is not None
     await ensure_local_keys(session, author)
     audience = await _load(session, post.audience_id)
+    if new is None:
+        mentioned, tags, media, poll = await _relations(session, post)
+    else:
+        mentioned, tags, media, poll = new.mentioned, new.tags, sorted(new.media, key=lambda m: m.id), new.poll
+    attachments = [to_ap.attachment_of(m, media_url(m, ctx.base_url)) for m in media]
+    mentions = list(await session.scalars(_MENTIONED, {"ids": mentioned})) if mentioned else []
+    # mentions and tags in one order whichever way they came (a Create and its later Updates alike)
+    note = to_ap.post_to_note(post, author, mentions=mentions, tags=sorted(tags), audience=audience,
+                              in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url,
+                              attachments=attachments,
+                              question=await _question(session, post) if poll else None)
+    return note, author
+
+
+async def _relations(session: AsyncSession, post: Post) -> tuple[list[int], list[str], list[MediaAttachment], bool]:
+    """A stored post's mentioned actors (ids), hashtags, media (in upload order) and whether it has a poll."""
     mentioned: list[int] = []
     tags: list[str] = []
     kinds: set[str] = set()
@@ -155,14 +186,8 @@ async def render_note(session: AsyncSession, ctx: FederationContext, post: Post)
             mentioned.append(actor_id)
         elif kind == "t":
             tags.append(name)
-    media = await session.scalars(_MEDIA, {"post": post.id}) if "a" in kinds else []
-    attachments = [to_ap.attachment_of(m, media_url(m, ctx.base_url)) for m in media]
-    mentions = list(await session.scalars(_MENTIONED, {"ids": mentioned})) if mentioned else []
-    note = to_ap.post_to_note(post, author, mentions=mentions, tags=tags, audience=audience,
-                              in_reply_to_uri=await _reply_uri(session, post), base_url=ctx.base_url,
-                              attachments=attachments,
-                              question=await _question(session, post) if "q" in kinds else None)
-    return note, author
+    media = list(await session.scalars(_MEDIA, {"post": post.id})) if "a" in kinds else []
+    return mentioned, tags, media, "q" in kinds
 
 
 async def _question(session: AsyncSession, post: Post) -> dict[str, Any] | None:
@@ -194,6 +219,7 @@ async def _announce_uri(session: AsyncSession, village: Actor, post: Post) -> st
 
 
 _POST_URI = fast(select(Post.uri).where(Post.id == bindparam("id")))
+_ACTORS = fast(select(*Actor.__table__.c).where(Actor.id.in_(bindparam("ids", expanding=True))))
 _ANNOUNCE_URI = fast(select(Post.uri).where(Post.author_id == bindparam("village"),
                                             Post.reblog_of_id == bindparam("post")))
 
@@ -260,17 +286,22 @@ def inboxes_of(actors: Iterable[Actor]) -> list[str]:
     return list(dict.fromkeys(i for i in (inbox_of(a) for a in actors) if i))
 
 
-async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post) -> None:
-    """Deliver a new local post to the remote instances that may read it (see the module docstring)."""
+async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post,
+                       new: NewPost | None = None) -> None:
+    """Deliver a new local post to the remote instances that may read it (see the module docstring);
+    `new`: what posting knows of it, not read back."""
     village_id, announce_inboxes, create_inboxes = await post_recipients(session, post)
     if not announce_inboxes and not create_inboxes:
         return
-    # before the note: its audience is this row, then found in the session (which keeps only rows in use)
-    village = await _load(session, village_id) if announce_inboxes else None
-    note, author = await render_note(session, ctx, post)
+    # The author and the announcing village (the note's audience) in one statement, before the note:
+    # kept here, they are the rows the note finds in the session (which keeps only rows in use).
+    actors = {actor.id: actor for actor in await load_all_fast(
+        session, Actor, _ACTORS, {"ids": [post.author_id, village_id] if announce_inboxes else [post.author_id]})}
+    village = actors.get(village_id) if announce_inboxes else None
+    note, author = await render_note(session, ctx, post, new)
     if village is not None:
-        announce = to_ap.announce_of(village, note, await _announce_uri(session, village, post))
-        await publish(session, ctx, announce, village, announce_inboxes)
+        uri = new.announce_uri if new is not None and new.announce_uri else await _announce_uri(session, village, post)
+        await publish(session, ctx, to_ap.announce_of(village, note, uri), village, announce_inboxes)
     if create_inboxes:
         await publish(session, ctx, to_ap.create_of(note, author), author, create_inboxes)
 

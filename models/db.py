@@ -434,8 +434,15 @@ async def load_fast(session: Any, model: Any, statement: Any, parameters: dict[s
     new persistent one whose changes the session saves. None when there is no row. The model's
     attributes must be named as its columns (as for `insert_new`)."""
     row = (await session.execute(statement, parameters)).first()
-    if row is None:
-        return None
+    return None if row is None else await _instance_of(session, model, row)
+
+
+async def load_all_fast(session: Any, model: Any, statement: Any, parameters: dict[str, Any]) -> list[Any]:
+    """Every row of `statement` as `load_fast` gives its first."""
+    return [await _instance_of(session, model, row) for row in await session.execute(statement, parameters)]
+
+
+async def _instance_of(session: Any, model: Any, row: Any) -> Any:
     mapper = model.__mapper__
     key = mapper.identity_key_from_primary_key([getattr(row, column.key) for column in mapper.primary_key])
     sync = session.sync_session

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.federation import outbox
 from voisinage.federation.context import FederationContext
+from voisinage.federation.outbox import NewPost
 from voisinage.models.actor import Actor
 from voisinage.models.db import get_fast
 from voisinage.models.follow import Follow
@@ -24,9 +25,10 @@ def federation_of(session: AsyncSession) -> FederationContext | None:
     return session.info.get("federation")
 
 
-async def post_created(session: AsyncSession, post: Post) -> None:
+async def post_created(session: AsyncSession, post: Post, new: NewPost | None = None) -> None:
+    """`new`: what posting knows of the post (its relations, its village's announce), not read back."""
     if (ctx := federation_of(session)) is not None:
-        await outbox.publish_post(session, ctx, post)
+        await outbox.publish_post(session, ctx, post, new)
 
 
 async def post_updated(session: AsyncSession, post: Post) -> None:

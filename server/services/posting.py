@@ -278,7 +278,8 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
         await update_conversations(session, post, rendered.mentions)
     await queue_event(session, Event("update", post.id, streams=status_streams(post, rendered.tags)))
     announce = await create_village_announce(session, post, author) if visibility in (PUBLIC, UNLISTED) else None
-    await federate.post_created(session, post)  # after the announce: the Announce's id is its row's uri
+    await federate.post_created(session, post, federate.NewPost(  # after the announce: the Announce's id is its uri
+        rendered.mentions, _stored_tags(rendered.tags), media, poll is not None, announce.uri if announce else None))
     # The counters last: an UPDATE holds its row until the commit, and every post of a village updates
     # the village's row (its announce). Taken earlier, a village's posts waited for each other's
     # federation and fan-out on PostgreSQL. One row a statement, always author, village, parent: the

@@ -12,7 +12,7 @@ from voisinage.server.keys import ENGINE
 from ..rig.pair import Pair
 from ..rig.statements import recorded_statements
 from ..server.test_status_media import upload_photo
-from .test_exchange import post
+from .test_exchange import known, neighbours, post, sent_since
 
 
 async def queries_to_render(commune: Any, post_id: int) -> tuple[int, dict[str, Any]]:
@@ -59,3 +59,28 @@ async def test_a_plain_note_reads_its_relations_in_one_statement(pair: Pair) -> 
     assert {tag["type"] for tag in full["tag"]} == {"Mention", "Hashtag"} and full["type"] == "Question"
     # the post, its author, its relations (and BEGIN); then its audience, mentioned actors, poll and votes
     assert count <= 4 and more == count + 5
+
+
+async def test_a_new_posts_note_is_the_one_read_back_and_none_of_it_is_read(pair: Pair) -> None:
+    """Publishing a new post takes what posting knows of it (its mentions, tags, media and its village's
+    announce) instead of reading it back: the Announce sent carries the note `render_note` reads back
+    later, and posting read neither the post's relations nor its announce's uri."""
+    await neighbours(pair)  # b.test's south follows a.test's north: alder's public posts are announced there
+    await known(pair.a, "@cedar@b.test")
+    photos = [await upload_photo(pair.a, "alder", f"photo {i}") for i in range(2)]
+    mark = len(pair.network.sent)
+    with recorded_statements(pair.a.app[ENGINE]) as seen:
+        row = await post(pair.a, "alder", status="@cedar@b.test vélos à donner #Vélo #annonce", visibility="public",
+                         media_ids=photos[::-1])
+    await pair.drain()
+    (announce,) = sent_since(pair, mark, "b.test", "Announce")
+    note = announce.json["object"]
+    async with pair.a.sessionmaker() as session:
+        read_back, _ = await render_note(session, Pair.ctx(pair.a), await session.get(Post, row.id))
+    assert [a["name"] for a in note["attachment"]] == ["photo 0", "photo 1"]
+    assert {t["name"] for t in note["tag"]} == {"@cedar@b.test", "#vélo", "#annonce"}
+    assert {k: v for k, v in note.items() if k != "proof"} == {k: v for k, v in read_back.items() if k != "proof"}
+    flat = [" ".join(statement.split()) for statement in seen]
+    assert not [s for s in flat if "FROM mentions" in s or "FROM post_tags" in s]
+    assert not [s for s in flat if s.startswith("SELECT posts.uri FROM posts")]
+    assert announce.json["id"] in {r.uri for r in await pair.a.rows(Post, Post.reblog_of_id == row.id)}
