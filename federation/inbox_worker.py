@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from voisinage.models.db import fast, write_session, writes_on_loop
+from voisinage.models.db import fast, write_session, writers_waiting, writes_on_loop
 from voisinage.models.events import savepoint
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
@@ -252,13 +252,14 @@ async def _process_in_order(ctx: FederationContext, found: list[int], held: set[
             held.discard(item_id)
 
 
-# How long one write transaction of `_process_together` goes on adding items: the API's writers wait
-# for SQLite's write lock meanwhile.
+# How long one write transaction of `_process_together` goes on adding items, unless another writer of
+# the process comes to wait for SQLite's write lock (the inbox's requests storing what arrives, a resident
+# posting): then it commits after the item at hand, and its next items go on after that writer.
 TOGETHER_SECONDS = 0.02
 
 
 async def _process_together(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
-    """SQLite: the items in arrival order, as many as TOGETHER_SECONDS allows in one write transaction,
+    """SQLite: the items in arrival order, as many as `_time_to_commit` allows in one write transaction,
     each in its savepoint and without the network: one commit for them, and the pages several items
     change (the inbox rows, the posts' indexes, a reader's home) written once.
     An item that raises anything (it needs a fetch, it is refused, a bug) is rolled back to its
@@ -273,7 +274,7 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
             quick = dataclasses.replace(ctx, transport=_Prefetched(ctx.transport, fetches))
             async with write_session(ctx.sessionmaker) as session:
                 began = loop.time()
-                while index < len(found) and loop.time() - began < TOGETHER_SECONDS:
+                while index < len(found) and not _time_to_commit(ctx, loop.time() - began):
                     try:
                         async with savepoint(session):
                             await _dispatch_item(quick, session, found[index])
@@ -281,6 +282,9 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
                         alone = found[index]
                         break
                     index += 1
+                    # The items' statements run on the loop's thread without waiting: let what else is
+                    # ready run (a request to parse, which may then wait for the write lock).
+                    await asyncio.sleep(0)
             if held is not None:
                 held.difference_update(found[first:index])
             if alone is not None:
@@ -292,6 +296,10 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
         if held is not None:  # no longer renewed: they are due again when their lease ends
             held.difference_update(found[index:])
         raise
+
+
+def _time_to_commit(ctx: FederationContext, seconds: float) -> bool:
+    return seconds >= TOGETHER_SECONDS or writers_waiting(ctx.sessionmaker)
 
 
 async def release(ctx: FederationContext, item_ids: set[int]) -> None:

@@ -24,7 +24,7 @@ import warnings
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BindParameter,
@@ -146,7 +146,29 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def _writer_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.Lock | None:
+class WriterLock(asyncio.Lock):
+    """asyncio's lock (first come, first served), knowing how many writers wait for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.waiting += 1
+        try:
+            return await super().acquire()
+        finally:
+            self.waiting -= 1
+
+
+def writers_waiting(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether other writers of this process wait for SQLite's write lock (always False on PostgreSQL):
+    a long transaction made of small independent parts (the inbox worker's) may end early for them."""
+    lock = _writer_lock(sessionmaker)
+    return lock is not None and lock.waiting > 0
+
+
+def _writer_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> WriterLock | None:
     """On SQLite, the lock this process's writers queue on (None on PostgreSQL).
 
     SQLite has one writer at a time; a writer that finds the database locked sleeps in its busy handler
@@ -160,7 +182,7 @@ def _writer_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> asyncio.Lock
     loop = asyncio.get_running_loop()
     lock = locks.get(loop)
     if lock is None:
-        lock = locks[loop] = asyncio.Lock()  # one per event loop: an asyncio lock belongs to one
+        lock = locks[loop] = WriterLock()  # one per event loop: an asyncio lock belongs to one
     return lock
 
 

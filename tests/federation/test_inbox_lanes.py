@@ -237,3 +237,39 @@ async def test_an_item_fetches_what_it_needs_between_its_tries_with_nothing_held
     assert [row.value for row in await rig.rows(MetaValue, MetaValue.key == "handled")] == \
         ["https://partner.test/users/author"]
     assert (await rig.rows(InboxItem, InboxItem.id == first))[0].state == DONE
+
+
+async def test_on_sqlite_the_shared_transaction_ends_for_a_writer_that_waits(rig, monkeypatch):
+    """SQLite: the inbox's requests store what arrives through the write lock: a writer that comes to
+    wait for it gets it after the item at hand, not after the batch's whole transaction, and the items
+    after go on in a new transaction."""
+    if not db.writes_on_loop(rig.sessionmaker):
+        pytest.skip("PostgreSQL handles each item in its own transaction")
+    order = await _fill(rig)
+    ran: list[tuple[str, Any]] = []  # (activity id or "writer", its session)
+    writer: list[asyncio.Task[None]] = []
+
+    async def another_writer() -> None:
+        async with db.write_session(rig.sessionmaker) as session:
+            ran.append(("writer", session))
+            session.add(MetaValue(key="another writer", value="got in"))
+
+    async def handling(ictx: Any, activity: dict[str, Any]) -> bool:
+        ran.append((activity["id"], ictx.session))
+        if len(ran) == 2:  # a request comes in while the second item is handled
+            writer.append(asyncio.create_task(another_writer()))
+            await asyncio.sleep(0)
+            assert db.writers_waiting(rig.sessionmaker)
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", handling)
+    assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
+    await writer[0]
+    assert not db.writers_waiting(rig.sessionmaker)
+    names = [name for name, _ in ran]
+    assert names.index("writer") == 2  # right after the item at hand
+    sessions = [id(session) for _, session in ran]
+    assert sessions[0] == sessions[1] != sessions[2]
+    assert len(set(sessions[3:])) == 1 and sessions[3] not in sessions[:3]
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
+    assert [row.value for row in await rig.rows(MetaValue, MetaValue.key == "another writer")] == ["got in"]
