@@ -11,7 +11,7 @@ Every loader raises :class:`KeyFormatError` (a ``ValueError``) with a short reas
 
 cryptography is imported by the functions that use it, here and in signatures.py and proofs.py: it
 is 7-8 MB of memory and tens of milliseconds of start-up that a server does not need until it first
-signs or checks a signature (or makes a key).
+signs or checks a signature (or makes a key); a commune without partners never does.
 """
 
 from __future__ import annotations

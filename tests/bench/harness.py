@@ -317,8 +317,9 @@ def _measure_instance(profile: Profile, instance: Instance, engine: str, size: i
     server = ServeProcess(instance.config, instance.port)
     memory: dict[str, Any] = {}
     if first:
-        # An instance's first start makes its instance actor's keys (and so loads cryptography, 7-8 MB,
-        # which a restart does not until it signs): measured apart, as the one-off it is.
+        # An instance's first start makes its instance actor's keys, and so loads cryptography (7-8 MB),
+        # which a restart does only at its first signature: idle as a federating commune's server is
+        # within minutes of starting, and idle as one that has not signed yet (the restart, loaded next).
         memory["startup_first_s"] = start_timed(server)
         time.sleep(0.5)
         memory["rss_idle_first_mb"] = rss_mb(server.proc.pid)
@@ -807,7 +808,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", "Latencies from each POST to its first sighting in B's home timeline, polled every "
               f"{_f(E2E_POLL_S * 1000, 0)} ms."]
     lines += ["", "## Memory and start-up (`voisinage serve`, one process: web + workers)", "",
-              "| engine | first start s | RSS idle after it MB | start-up s | RSS idle MB | RSS after timeline load MB | "
+              "| engine | first start s | RSS idle after it MB (cryptography loaded) | restart s | "
+              "RSS idle after it MB (no signature yet) | RSS after timeline load MB | "
               "RSS after posting MB | RSS after inbox MB | RSS after fan-out MB |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for engine, v in r["memory"].items():
