@@ -111,18 +111,18 @@ class Fetches:
     """The documents fetched for one item between its tries, and the one its last try wanted."""
 
     def __init__(self) -> None:
-        self.done: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | FetchError] = {}
+        self.done: dict[tuple[Any, ...], tuple[str, dict[str, Any]] | Exception] = {}
         self.wanted: tuple[str, dict[str, Any]] | None = None
 
     async def fetch(self, transport: Any) -> None:
         """Fetch the wanted document (outside any transaction); a failure is kept, to be raised where
-        the item's handler asks for it again."""
+        the item's handler asks for it again, and handled there as when the handler fetched."""
         assert self.wanted is not None
         url, options = self.wanted
         self.wanted = None
         try:
             self.done[_request_key(url, options)] = await transport.get_json(url, **options)
-        except FetchError as exc:
+        except Exception as exc:  # raised again in the try, which tells a refusal from a retry
             self.done[_request_key(url, options)] = exc
 
 
@@ -139,7 +139,7 @@ class _Prefetched:
         if known is None:
             self._fetches.wanted = (url, options)
             raise NeedsFetch(url)
-        if isinstance(known, FetchError):
+        if isinstance(known, Exception):
             raise known
         return known
 

@@ -273,3 +273,30 @@ async def test_on_sqlite_the_shared_transaction_ends_for_a_writer_that_waits(rig
     assert len(set(sessions[3:])) == 1 and sessions[3] not in sessions[:3]
     assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
     assert [row.value for row in await rig.rows(MetaValue, MetaValue.key == "another writer")] == ["got in"]
+
+
+async def test_a_fetch_refused_between_tries_fails_the_item_as_in_its_handler(rig, monkeypatch):
+    """A document the transport refuses outside a fetch error (a URL it cannot use) fails the item, as
+    when the handler fetched it itself; nothing of the item is stored."""
+    order = await _fill(rig)
+    first = order[0][1]
+    async with db.write_session(rig.sessionmaker) as session:
+        for _, item_id in order[1:]:
+            await session.delete(await session.get(InboxItem, item_id))
+
+    class Refusing:
+        async def get_json(self, url: str, **options: Any) -> Any:
+            raise ValueError(f"unusable url {url}")
+
+    async def needing(ictx: Any, activity: dict[str, Any]) -> bool:
+        ictx.session.add(MetaValue(key="half done", value=activity["id"]))
+        await ictx.session.flush()
+        await ictx.ctx.transport.get_json("https://partner.test/users/author", sign=None)
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", needing)
+    ctx = dataclasses.replace(rig.app[FEDERATION], transport=Refusing())
+    assert await inbox_worker.process_due(ctx) == 1
+    (item,) = await rig.rows(InboxItem, InboxItem.id == first)
+    assert item.state == FAILED and "unusable url" in item.last_error
+    assert await rig.count(MetaValue, MetaValue.key == "half done") == 0
