@@ -32,13 +32,17 @@ class HomeEntry(Base):
     shown_id: Mapped[int] = mapped_column(index=True)
 
 
-async def add_to_homes(session: AsyncSession, post_id: int, shown_id: int, owner_ids: Iterable[int]) -> None:
-    """Put a status in these readers' home timelines, skipping readers who already have its original."""
+async def add_to_homes(session: AsyncSession, post_id: int, shown_id: int, owner_ids: Iterable[int],
+                       have_original: set[int] | None = None) -> None:
+    """Put a status in these readers' home timelines, skipping readers who already have its original:
+    read, or `have_original` when the caller knows them (the original is new in its transaction)."""
     owners = set(owner_ids)
     if not owners:
         return
     if shown_id != post_id:
-        owners -= set(await session.scalars(_have_original(), {"shown": shown_id, "owners": sorted(owners)}))
+        if have_original is None:
+            have_original = set(await session.scalars(_have_original(), {"shown": shown_id, "owners": sorted(owners)}))
+        owners -= have_original
     # a fast executemany: the ORM's bulk path costs more than the rows
     await insert_all(session, HomeEntry, [{"owner_id": o, "post_id": post_id, "shown_id": shown_id} for o in owners])
 

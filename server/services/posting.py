@@ -272,12 +272,14 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     media_service.attach_media(media, post.id)
     poll = create_poll(session, post, new.poll) if new.poll is not None else None
     await session.flush()
-    await _fan_out_post(session, post, rendered.mentions, parent)
-    await add_to_homes(session, post.id, post.id, await tag_followers_who_see(session, post, rendered.tags))
+    homes = await _fan_out_post(session, post, rendered.mentions, parent)
+    tagged = await tag_followers_who_see(session, post, rendered.tags)
+    await add_to_homes(session, post.id, post.id, tagged)
+    homes.update(tagged)
     if visibility == DIRECT:
         await update_conversations(session, post, rendered.mentions)
     await queue_event(session, Event("update", post.id, streams=status_streams(post, rendered.tags)))
-    announce = await create_village_announce(session, post, author) if visibility in (PUBLIC, UNLISTED) else None
+    announce = await create_village_announce(session, post, author, homes) if visibility in (PUBLIC, UNLISTED) else None
     await federate.post_created(session, post, federate.NewPost(  # after the announce: the Announce's id is its uri
         rendered.mentions, _stored_tags(rendered.tags), media, poll is not None, announce.uri if announce else None))
     # The counters last: an UPDATE holds its row until the commit, and every post of a village updates
@@ -349,8 +351,8 @@ async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetim
     await add_to_counter(session, Actor, actor_id, "statuses_count", 1, last_status_at=at)
 
 
-async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], parent: Post | None) -> None:
-    """Home entries and notifications for an original post."""
+async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], parent: Post | None) -> set[int]:
+    """Home entries and notifications for an original post; the readers whose home got it."""
     followers = await followers_who_see(session, post, post.author_id)
     mentioned = await get_readers(session, post, mentions)
     owners = {post.author_id, *mentioned, *(row.follower_id for row in followers)}
@@ -363,11 +365,14 @@ async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], 
         for row in followers:
             if row.notify and row.follower_id not in mentioned:
                 await _notify(session, row.follower_id, "status", post.author_id, post.id)
+    return owners
 
 
-async def create_village_announce(session: AsyncSession, post: Post, author: Author) -> Post | None:
+async def create_village_announce(session: AsyncSession, post: Post, author: Author,
+                                  have_post: set[int]) -> Post | None:
     """The village announces a post of its audience to its followers (a boost by the Group actor); the
-    caller counts it in the village's `statuses_count`.
+    caller counts it in the village's `statuses_count`. `have_post`: the readers whose home the post
+    (new in this transaction) reached, who do not get the announce too.
 
     Nobody is notified: "the author is not notified of their own village's announce" (DESIGN.md),
     and the boost does not count in the post's `reblogs_count`.
@@ -381,7 +386,8 @@ async def create_village_announce(session: AsyncSession, post: Post, author: Aut
         return None  # a thread of a partner's village: that village announces it, not us
     announce = await insert_new(session, Post, **_boost_values(post, village_actor))
     followers = await followers_who_see(session, announce, village_actor.id)
-    await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
+    await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs},
+                       have_original=have_post)
     await queue_event(session, Event("update", announce.id))
     return announce
 

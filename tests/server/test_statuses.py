@@ -120,6 +120,25 @@ async def test_post_uses_the_default_visibility_and_creates_the_village_announce
     assert await rig.count(Notification, Notification.kind == "reblog") == 0
 
 
+async def test_a_post_is_in_each_home_once_and_its_announce_asks_no_home_who_has_it(rig):
+    """A village post reaches each reader once: its author, a member who follows the author and a
+    follower of its hashtag who also follows the village get the post, a follower of the village only
+    the village's announce. Posting knows whom the post reached: the announce reads no home for it."""
+    await follow(rig, "birch", rig["alder"].actor_id)
+    status, body = await rig.api("dogwood").post("/api/v1/tags/annonce/follow")
+    assert status == 200, body
+    for reader in ("dogwood", "cedar"):
+        await follow(rig, reader, rig.village_ids["north"])
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        body = await post(rig, "alder", "Vélo à donner #annonce")
+    (announce,) = await rig.rows(Post, Post.reblog_of_id == int(body["id"]))
+    rows = await rig.rows(HomeEntry, HomeEntry.shown_id == int(body["id"]))
+    homes = {owner: [row.post_id for row in rows if row.owner_id == owner] for owner in {row.owner_id for row in rows}}
+    assert homes == {rig["alder"].actor_id: [int(body["id"])], rig["birch"].actor_id: [int(body["id"])],
+                     rig["dogwood"].actor_id: [int(body["id"])], rig["cedar"].actor_id: [announce.id]}
+    assert not [s for s in seen if " ".join(s.split()).startswith("SELECT home_entries.owner_id FROM home_entries")]
+
+
 async def test_private_and_direct_posts_have_no_announce(rig):
     for visibility in ("private", "direct"):
         body = await post(rig, "alder", f"@birch {visibility}", visibility=visibility)
