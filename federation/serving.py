@@ -18,15 +18,18 @@ There are no public HTML profiles: a request that does not accept ActivityPub JS
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import GROUP, PERSON, Actor
-from voisinage.models.db import get_fast, write_session
+from voisinage.models.db import get_fast, read_session, write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.post import Mention, Post, PostTag
 from voisinage.models.remote_audience import remote_may_see
@@ -34,7 +37,7 @@ from voisinage.models.tombstone import Tombstone
 from voisinage.models.uris import instance_actor_uri
 from voisinage.models.village import Village
 
-from .actors import ApParseError, NotPartner, UnknownActor, public_key_for
+from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, public_key_for
 from .context import FEDERATION, FederationContext
 from .inbox import may_refetch_key
 from .local_keys import ensure_local_keys, get_instance_actor
@@ -60,21 +63,24 @@ def _now(ctx: FederationContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
 
 
-async def _lookup_key(ctx: FederationContext, session: AsyncSession, key_id: str, refresh: bool) -> tuple[Actor, Any]:
+async def _lookup_key(ctx: FederationContext, session: AsyncSession, key_id: str, refresh: bool,
+                      fetch: bool = True) -> tuple[Actor, Any]:
     try:
-        return await public_key_for(ctx, session, key_id, refresh=refresh)
+        return await public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
     except (FetchError, ApParseError, UnknownActor) as exc:
         raise SignatureError(f"cannot use key {key_id[:200]}: {exc}") from None
 
 
 async def verify_signed_request(ctx: FederationContext, session: AsyncSession, request: web.Request, *,
-                                body: bytes = b"") -> Actor | None:
+                                body: bytes = b"", fetch: bool = True) -> Actor | None:
     """The actor whose key signed `request`; None when the request is not signed at all.
 
     Order (SECURITY.md): the keyId's host must be a partner (else NotPartner, before any key lookup),
     then the key is looked up (cache, database, or a signed fetch) and the signature verified against
     `request.raw_path`, our domain as Host, and `body`; on failure the key is refetched once (key
-    rotation), at most once a minute per key. Raises NotPartner or SignatureError. `session` may be written to (new remote actors).
+    rotation), at most once a minute per key. Raises NotPartner or SignatureError. `session` may be
+    written to (new remote actors). With `fetch=False`, NeedsFetch where a fetch would be needed (the key
+    is unknown, or did not verify), and nothing is written.
     """
     if not is_signed(request):
         return None
@@ -85,7 +91,7 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
         raise SignatureError("keyId is not an http(s) URL") from None
     if not ctx.is_local_url(key_id) and not await is_partner(session, host):
         raise NotPartner(f"{host} is not a partner instance")
-    actor, key = await _lookup_key(ctx, session, key_id, refresh=False)
+    actor, key = await _lookup_key(ctx, session, key_id, refresh=False, fetch=fetch)
 
     def check(public_key: Any) -> None:
         verify_request(request.method, request.raw_path, request.headers, body, public_key, now=_now(ctx),
@@ -94,7 +100,11 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
     try:
         check(key)
     except SignatureError:
-        if actor.local or not may_refetch_key(ctx, key_id):
+        if actor.local:
+            raise
+        if not fetch:
+            raise NeedsFetch(key_id) from None
+        if not may_refetch_key(ctx, key_id):
             raise
         actor, key = await _lookup_key(ctx, session, key_id, refresh=True)
         check(key)
@@ -108,8 +118,7 @@ async def get_signer(request: web.Request, *, refuse_strangers: bool = False) ->
     if not is_signed(request):
         return None
     try:
-        async with write_session(ctx.sessionmaker) as session:
-            signer = await verify_signed_request(ctx, session, request)
+        signer = await _verified_signer(ctx, request)
     except NotPartner:
         if refuse_strangers:
             raise web.HTTPNotFound() from None
@@ -119,14 +128,35 @@ async def get_signer(request: web.Request, *, refuse_strangers: bool = False) ->
     return signer if signer is not None and not signer.local else None
 
 
+async def _verified_signer(ctx: FederationContext, request: web.Request) -> Actor | None:
+    """`verify_signed_request` as the inbox does it: a known key (nearly every request) in a read
+    session, without the write lock (SQLite) or a transaction; otherwise in a deferred transaction,
+    which takes the write lock only to store the fetched key's owner, never during the fetch (the peer
+    verifies it by fetching our instance actor, which would wait behind that lock), tried again when
+    another write came in between (SQLite)."""
+    async with read_session(ctx.sessionmaker) as session:
+        with contextlib.suppress(NeedsFetch):
+            return await verify_signed_request(ctx, session, request, fetch=False)
+    for attempt in range(3):
+        try:
+            async with ctx.sessionmaker() as session:
+                signer = await verify_signed_request(ctx, session, request)
+                await session.commit()
+                return signer
+        except OperationalError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 async def require_partner_signer(request: web.Request) -> Actor:
     """The partner actor that signed `request`; 401 when unsigned or invalid, 404 for non-partners."""
     ctx = request.app[FEDERATION]
     if not is_signed(request):
         raise web.HTTPUnauthorized(text="signature required")
     try:
-        async with write_session(ctx.sessionmaker) as session:
-            signer = await verify_signed_request(ctx, session, request)
+        signer = await _verified_signer(ctx, request)
     except NotPartner:
         raise web.HTTPNotFound() from None
     except SignatureError:

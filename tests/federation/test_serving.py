@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -58,6 +59,30 @@ async def test_partner_signed_actor_document_is_full(rig: Any) -> None:
     method = doc["assertionMethod"][0]
     assert method["id"] == "https://a.test/users/alder#ed25519-key" and method["type"] == "Multikey"
     multikey_to_public(method["publicKeyMultibase"])  # a valid Ed25519 key
+
+
+async def test_a_known_partners_signed_fetch_waits_for_no_writer(rig: Any) -> None:
+    """A partner's signed GET whose key is known is verified in a read: it is answered while another
+    writer holds SQLite's write lock (a busy commune's posts), and writes nothing."""
+    remote = await add_remote(rig.sessionmaker)
+    status, _, _ = await get(rig, "/users/alder", remote.headers("/users/alder"))  # alder's keys made
+    assert status == 200
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with write_session(rig.sessionmaker):
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        async with asyncio.timeout(5):
+            status, doc, _ = await get(rig, "/users/alder", remote.headers("/users/alder"))
+    finally:
+        release.set()
+        await task
+    assert status == 200 and doc["name"] == "Alder Aulne"
 
 
 async def test_non_partner_signed_actor_document_is_not_found(rig: Any) -> None:
