@@ -270,7 +270,7 @@ async def _actor_response(request: web.Request, actor: Actor, village_name: str 
     signer = await get_signer(request, refuse_strangers=True)
     moderators: list[str] = []
     if signer is not None and actor.kind == GROUP:
-        async with ctx.sessionmaker() as session:
+        async with read_session(ctx.sessionmaker) as session:
             moderators = await get_moderators(session, actor.village_id)
     document = actor_to_ap(actor, full=signer is not None, village_name=village_name, moderators=moderators)
     return ap_response(document, private=signer is not None)
@@ -279,7 +279,7 @@ async def _actor_response(request: web.Request, actor: Actor, village_name: str 
 async def get_person(request: web.Request) -> web.Response:
     """GET /users/{name}"""
     require_activity_json(request)
-    async with request.app[FEDERATION].sessionmaker() as session:
+    async with read_session(request.app[FEDERATION].sessionmaker) as session:
         actor = await get_local_actor(session, request.match_info["name"], PERSON)
     return await _actor_response(request, actor)
 
@@ -287,7 +287,7 @@ async def get_person(request: web.Request) -> web.Response:
 async def get_village_actor(request: web.Request) -> web.Response:
     """GET /villages/{slug}"""
     require_activity_json(request)
-    async with request.app[FEDERATION].sessionmaker() as session:
+    async with read_session(request.app[FEDERATION].sessionmaker) as session:
         actor = await get_local_actor(session, request.match_info["slug"], GROUP)
         name = await session.scalar(select(Village.name).where(Village.id == actor.village_id))
     return await _actor_response(request, actor, name)
@@ -297,7 +297,7 @@ async def get_instance_actor_document(request: web.Request) -> web.Response:
     """GET /actor: our Application actor, whose key signs the instance's fetches."""
     require_activity_json(request)
     ctx = request.app[FEDERATION]
-    async with ctx.sessionmaker() as session:  # a read: a peer's fetch must never wait on our write lock
+    async with read_session(ctx.sessionmaker) as session:  # a peer's fetch must never wait on our write lock
         actor = await session.scalar(select(Actor).where(Actor.uri == instance_actor_uri(ctx.base_url)))
     if actor is None or actor.public_key_pem is None:  # first use (the server creates it at start-up)
         async with write_session(ctx.sessionmaker) as session:
@@ -331,7 +331,7 @@ async def get_followers(request: web.Request) -> web.Response:
     require_activity_json(request)
     signer = await require_partner_signer(request)
     followers = request.path.rstrip("/").endswith("/followers")
-    async with request.app[FEDERATION].sessionmaker() as session:
+    async with read_session(request.app[FEDERATION].sessionmaker) as session:
         owner = await _owner(request, session)
         items = await _uris_on_host(session, owner.id, signer.domain, followers)
     total = owner.followers_count if followers else owner.following_count
@@ -372,7 +372,7 @@ async def _visible_post(request: web.Request, signer: Actor, *, activity: bool) 
     if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 1 << 63):
         raise web.HTTPNotFound()
     post_id = int(text)
-    async with ctx.sessionmaker() as session:
+    async with read_session(ctx.sessionmaker) as session:
         owner = await _owner(request, session)
         post = await session.get(Post, post_id)
         boost = activity and post is not None and post.reblog
