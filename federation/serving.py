@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voisinage.models.actor import GROUP, PERSON, Actor
 from voisinage.models.db import get_fast, read_session, write_session
 from voisinage.models.follow import ACCEPTED, Follow
-from voisinage.models.post import Mention, Post, PostTag
+from voisinage.models.post import Post
 from voisinage.models.remote_audience import remote_may_see
 from voisinage.models.tombstone import Tombstone
 from voisinage.models.uris import instance_actor_uri
@@ -43,7 +43,7 @@ from .inbox import may_refetch_key
 from .local_keys import ensure_local_keys, get_instance_actor
 from .partners import host_of, is_partner
 from .signatures import SignatureError, key_id_of, verify_request
-from .to_ap import actor_to_ap, announce_of, create_of, post_to_note
+from .to_ap import actor_to_ap, announce_of, create_of
 from .transport import FetchError
 from .vocab import AP_CONTENT_TYPES, AP_RESPONSE_TYPE
 
@@ -228,24 +228,16 @@ async def get_moderators(session: AsyncSession, village_id: int | None) -> list[
     return list(rows)
 
 
-async def note_for_post(session: AsyncSession, base_url: str, post: Post) -> dict[str, Any]:
-    """The signed Note of one of our original posts; gives the author keys if it has none (flushes)."""
-    author = await get_fast(session, Actor, post.author_id)
-    if author is None:
-        raise LookupError("post without author")
-    await ensure_local_keys(session, author)
-    mentions = list(await session.scalars(select(Actor).join(Mention, Mention.actor_id == Actor.id).where(
-        Mention.post_id == post.id).order_by(Actor.id)))
-    tags = list(await session.scalars(select(PostTag.name).where(PostTag.post_id == post.id).order_by(PostTag.name)))
-    audience = await get_fast(session, Actor, post.audience_id) if post.audience_id is not None else None
-    reply_to = post.in_reply_to_uri
-    if reply_to is None and post.in_reply_to_id is not None:
-        reply_to = await session.scalar(select(Post.uri).where(Post.id == post.in_reply_to_id))
-    return post_to_note(post, author, mentions=mentions, tags=tags, audience=audience,
-                        in_reply_to_uri=reply_to, base_url=base_url)
+async def note_for_post(session: AsyncSession, ctx: FederationContext, post: Post) -> dict[str, Any]:
+    """The signed Note (a Question for a poll) of one of our original posts, with its media, as it was
+    delivered (`outbox.render_note`); gives the author keys if it has none (flushes)."""
+    from .outbox import render_note  # outbox imports this module (get_moderators)
+
+    note, _ = await render_note(session, ctx, post)
+    return note
 
 
-async def activity_for_post(session: AsyncSession, base_url: str, post: Post) -> dict[str, Any] | None:
+async def activity_for_post(session: AsyncSession, ctx: FederationContext, post: Post) -> dict[str, Any] | None:
     """Create{Note} for an original post, Announce for a boost of a local post; else None.
 
     May create the author's keys: use a write session.
@@ -254,11 +246,11 @@ async def activity_for_post(session: AsyncSession, base_url: str, post: Post) ->
     if author is None:
         return None
     if not post.reblog:
-        return create_of(await note_for_post(session, base_url, post), author)
+        return create_of(await note_for_post(session, ctx, post), author)
     original = await session.get(Post, post.reblog_of_id) if post.reblog_of_id else None
     if original is None or not original.local or original.reblog:
         return None  # boosts of partner posts are announced by their own delivery, not served here
-    return announce_of(author, await note_for_post(session, base_url, original), post.uri)
+    return announce_of(author, await note_for_post(session, ctx, original), post.uri)
 
 
 # -- handlers: actors -------------------------------------------------------------------------
@@ -353,7 +345,7 @@ async def get_outbox(request: web.Request) -> web.Response:
         items: list[dict[str, Any]] = []
         for post in posts:
             if len(items) < OUTBOX_PAGE and await remote_may_see(session, post, signer):
-                activity = await activity_for_post(session, ctx.base_url, post)
+                activity = await activity_for_post(session, ctx, post)
                 if activity is not None:
                     items.append(activity)
     document = {"@context": "https://www.w3.org/ns/activitystreams", "id": owner.outbox_uri,
@@ -396,7 +388,7 @@ async def get_status(request: web.Request) -> web.Response:
     _, post = await _visible_post(request, signer, activity=False)
     ctx = request.app[FEDERATION]
     async with write_session(ctx.sessionmaker) as session:
-        note = await note_for_post(session, ctx.base_url, post)
+        note = await note_for_post(session, ctx, post)
     return ap_response(note, private=True)
 
 
@@ -407,7 +399,7 @@ async def get_status_activity(request: web.Request) -> web.Response:
     _, post = await _visible_post(request, signer, activity=True)
     ctx = request.app[FEDERATION]
     async with write_session(ctx.sessionmaker) as session:
-        activity = await activity_for_post(session, ctx.base_url, post)
+        activity = await activity_for_post(session, ctx, post)
     if activity is None:
         raise web.HTTPNotFound()
     return ap_response(activity, private=True)

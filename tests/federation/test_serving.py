@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from voisinage.federation.context import FEDERATION
 from voisinage.federation.keys import multikey_to_public, public_pem_of
+from voisinage.federation.outbox import render_note
 from voisinage.federation.proofs import verify_proof
 from voisinage.federation.transport import HttpTransport
 from voisinage.federation.vocab import AP_ACCEPT
@@ -199,6 +200,40 @@ async def test_public_post_served_to_follower_host(rig: Any) -> None:
     alder = (await rig.rows(Actor, Actor.username == "alder", Actor.domain == ""))[0]
     assert verify_proof(note, lambda method: alder.ed25519_public_multikey if method.endswith("#ed25519-key")
                         else None) is True
+
+
+async def test_a_served_note_is_the_one_delivered_with_its_media_and_poll(rig: Any) -> None:
+    """A partner fetching one of our notes (an Announce that carried only its id, a reply's parent) gets
+    the note we deliver: its media and its poll's Question, under the same proof."""
+    from ..server.test_status_media import upload_photo
+
+    remote = await add_remote(rig.sessionmaker)
+    await follow(rig.sessionmaker, remote.actor_id, rig.village_ids["north"])
+    photo = await upload_photo(rig, "alder", "le vélo")
+    status, body = await rig.api("alder").post("/api/v1/statuses", json={
+        "status": "Vélo à donner #annonce", "visibility": "public", "media_ids": [photo]})
+    assert status == 200, body
+    status, poll = await rig.api("alder").post("/api/v1/statuses", json={
+        "status": "Quel jour ?", "visibility": "public", "poll": {"options": ["samedi", "dimanche"], "expires_in": 3600}})
+    assert status == 200, poll
+    alder = (await rig.rows(Actor, Actor.username == "alder", Actor.domain == ""))[0]
+    ctx = rig.app[FEDERATION]
+    for posted in (body, poll):
+        path = f"/users/alder/statuses/{posted['id']}"
+        status, note, _ = await get(rig, path, remote.headers(path))
+        assert status == 200, note
+        async with rig.sessionmaker() as session:
+            delivered, _ = await render_note(session, ctx, await session.get(Post, int(posted["id"])))
+        assert {k: v for k, v in note.items() if k != "proof"} == {k: v for k, v in delivered.items() if k != "proof"}
+        assert verify_proof(note, lambda method: alder.ed25519_public_multikey) is True
+        status, activity, _ = await get(rig, f"{path}/activity", remote.headers(f"{path}/activity"))
+        assert status == 200 and activity["type"] == "Create"
+        assert {k: v for k, v in activity["object"].items() if k != "proof"} == \
+            {k: v for k, v in delivered.items() if k != "proof"}
+    status, note, _ = await get(rig, f"/users/alder/statuses/{body['id']}", remote.headers(f"/users/alder/statuses/{body['id']}"))
+    assert [a["name"] for a in note["attachment"]] == ["le vélo"]
+    status, question, _ = await get(rig, f"/users/alder/statuses/{poll['id']}", remote.headers(f"/users/alder/statuses/{poll['id']}"))
+    assert question["type"] == "Question" and [o["name"] for o in question["oneOf"]] == ["samedi", "dimanche"]
 
 
 async def test_partner_instance_actor_may_fetch_for_its_residents(rig: Any) -> None:
