@@ -24,11 +24,10 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import OperationalError
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import dialect_insert, fast, read_session, write_session, writes_on_loop
+from voisinage.models.db import dialect_insert, fast, read_session, retried_when_busy, write_session, writes_on_loop
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
@@ -246,14 +245,7 @@ async def _check_and_store(ctx: FederationContext, request: web.Request) -> None
     body = await read_capped(request)
     activity = parse_activity(body)
     await ensure_instance_actor(ctx)
-    for attempt in range(3):
-        try:
-            await _verify_and_store(ctx, request, body, activity)
-            return
-        except OperationalError:  # SQLite: another writer got in between our read and our write
-            if attempt == 2:
-                raise
-            await asyncio.sleep(0.05 * (attempt + 1))
+    await retried_when_busy(lambda: _verify_and_store(ctx, request, body, activity))
 
 
 async def _verify_and_store(ctx: FederationContext, request: web.Request, body: bytes,

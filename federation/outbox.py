@@ -297,7 +297,7 @@ async def publish_post(session: AsyncSession, ctx: FederationContext, post: Post
     # kept here, they are the rows the note finds in the session (which keeps only rows in use).
     actors = {actor.id: actor for actor in await load_all_fast(
         session, Actor, _ACTORS, {"ids": [post.author_id, village_id] if announce_inboxes else [post.author_id]})}
-    village = actors.get(village_id) if announce_inboxes else None
+    village = actors.get(village_id)  # loaded only when it announces
     note, author = await render_note(session, ctx, post, new)
     if village is not None:
         uri = new.announce_uri if new is not None and new.announce_uri else await _announce_uri(session, village, post)

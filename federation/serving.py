@@ -18,18 +18,16 @@ There are no public HTML profiles: a request that does not accept ActivityPub JS
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import GROUP, PERSON, Actor
-from voisinage.models.db import get_fast, read_session, write_session
+from voisinage.models.db import get_fast, read_session, retried_when_busy, write_session
 from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.post import Post
 from voisinage.models.remote_audience import remote_may_see
@@ -137,17 +135,14 @@ async def _verified_signer(ctx: FederationContext, request: web.Request) -> Acto
     async with read_session(ctx.sessionmaker) as session:
         with contextlib.suppress(NeedsFetch):
             return await verify_signed_request(ctx, session, request, fetch=False)
-    for attempt in range(3):
-        try:
-            async with ctx.sessionmaker() as session:
-                signer = await verify_signed_request(ctx, session, request)
-                await session.commit()
-                return signer
-        except OperationalError:
-            if attempt == 2:
-                raise
-            await asyncio.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
+
+    async def fetching() -> Actor | None:
+        async with ctx.sessionmaker() as session:
+            signer = await verify_signed_request(ctx, session, request)
+            await session.commit()
+            return signer
+
+    return await retried_when_busy(fetching)
 
 
 async def require_partner_signer(request: web.Request) -> Actor:

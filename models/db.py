@@ -22,9 +22,9 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     BindParameter,
@@ -187,6 +187,22 @@ def _writer_lock(sessionmaker: async_sessionmaker[AsyncSession]) -> WriterLock |
 
 
 BUSY_SECONDS = 30.0  # how long a writer waits for another process's write lock
+
+_T = TypeVar("_T")
+
+
+async def retried_when_busy(work: Callable[[], Awaitable[_T]], tries: int = 3) -> _T:
+    """`work()`, done again after a short sleep when SQLite refuses its write because another writer got
+    in between its read and its write (a deferred transaction, one that may wait on the network before
+    writing, cannot then take the write lock); the last refusal is raised."""
+    for attempt in range(tries):
+        try:
+            return await work()
+        except OperationalError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 @contextlib.asynccontextmanager
