@@ -51,8 +51,19 @@ def ed25519_key_id(actor: Actor) -> str:
     return f"{actor.uri}#ed25519-key"
 
 
-async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
-    """Give a local actor its RSA and Ed25519 keys if it has none yet.
+class KeysMissing(Exception):
+    """A local actor has no keys yet, where the caller may not store them (a read session)."""
+
+
+def has_keys(actor: Actor) -> bool:
+    """Whether a local actor has all its keys: `ensure_local_keys` would store nothing."""
+    return bool(actor.private_key_pem and actor.public_key_pem and actor.ed25519_private_pem
+                and actor.ed25519_public_multikey and actor.key_id == main_key_id(actor))
+
+
+async def ensure_local_keys(session: AsyncSession, actor: Actor, *, make: bool = True) -> None:
+    """Give a local actor its RSA and Ed25519 keys if it has none yet; without `make`, raise KeysMissing
+    instead (the session is a read).
 
     The keys are stored only where the row has none: transactions that found the actor without keys
     at once (its first posts, made together) wait for the first one's commit, not each for the one
@@ -60,6 +71,8 @@ async def ensure_local_keys(session: AsyncSession, actor: Actor) -> None:
     process's too (which generated its own)."""
     if not actor.local:
         raise ValueError("keys are only generated for local actors")
+    if not make and not has_keys(actor):
+        raise KeysMissing(actor.uri)
     for _ in range(2):
         values = await _missing_keys(actor)
         if not values:

@@ -154,12 +154,13 @@ class NewPost:
 
 
 async def render_note(session: AsyncSession, ctx: FederationContext, post: Post,
-                      new: NewPost | None = None) -> tuple[dict[str, Any], Actor]:
+                      new: NewPost | None = None, *, make_keys: bool = True) -> tuple[dict[str, Any], Actor]:
     """The Note (a Question for a poll) of a local post, with its media and its FEP-8b32 proof, and its
-    loaded author. A bounded number of queries, whatever the media and votes; fewer with `new`."""
+    loaded author. A bounded number of queries, whatever the media and votes; fewer with `new`.
+    An author without keys gets them (a write), or without `make_keys` KeysMissing is raised."""
     author = await get_fast(session, Actor, post.author_id)
     assert author is not None
-    await ensure_local_keys(session, author)
+    await ensure_local_keys(session, author, make=make_keys)
     audience = await _load(session, post.audience_id)
     if new is None:
         mentioned, tags, media, poll = await _relations(session, post)

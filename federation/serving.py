@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -38,7 +39,7 @@ from voisinage.models.village import Village
 from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, public_key_for
 from .context import FEDERATION, FederationContext
 from .inbox import may_refetch_key
-from .local_keys import ensure_local_keys, get_instance_actor
+from .local_keys import KeysMissing, ensure_local_keys, get_instance_actor, has_keys
 from .partners import host_of, is_partner
 from .signatures import SignatureError, key_id_of, verify_request
 from .to_ap import actor_to_ap, announce_of, create_of
@@ -204,7 +205,7 @@ async def get_local_actor(session: AsyncSession, name: str, kind: str) -> Actor:
 
 async def _with_keys(ctx: FederationContext, actor: Actor) -> Actor:
     """The actor with its keys, creating them on first use (registration does not)."""
-    if actor.private_key_pem and actor.ed25519_private_pem and actor.key_id:
+    if has_keys(actor):
         return actor
     async with write_session(ctx.sessionmaker) as session:
         fresh = await get_fast(session, Actor, actor.id)
@@ -223,29 +224,44 @@ async def get_moderators(session: AsyncSession, village_id: int | None) -> list[
     return list(rows)
 
 
-async def note_for_post(session: AsyncSession, ctx: FederationContext, post: Post) -> dict[str, Any]:
+_T = TypeVar("_T")
+
+
+async def _rendered(ctx: FederationContext, render: Callable[[AsyncSession, bool], Awaitable[_T]]) -> _T:
+    """`render(session, make_keys)`, our posts as a peer fetches them: in a read session (the fetch
+    must not wait behind our write lock), again in a write session when an author has no keys yet
+    (its first use makes them)."""
+    with contextlib.suppress(KeysMissing):
+        async with read_session(ctx.sessionmaker) as session:
+            return await render(session, False)
+    async with write_session(ctx.sessionmaker) as session:
+        return await render(session, True)
+
+
+async def note_for_post(session: AsyncSession, ctx: FederationContext, post: Post, *,
+                        make_keys: bool = True) -> dict[str, Any]:
     """The signed Note (a Question for a poll) of one of our original posts, with its media, as it was
-    delivered (`outbox.render_note`); gives the author keys if it has none (flushes)."""
+    delivered (`outbox.render_note`); gives the author keys if it has none (flushes), or without
+    `make_keys` raises KeysMissing."""
     from .outbox import render_note  # outbox imports this module (get_moderators)
 
-    note, _ = await render_note(session, ctx, post)
+    note, _ = await render_note(session, ctx, post, make_keys=make_keys)
     return note
 
 
-async def activity_for_post(session: AsyncSession, ctx: FederationContext, post: Post) -> dict[str, Any] | None:
-    """Create{Note} for an original post, Announce for a boost of a local post; else None.
-
-    May create the author's keys: use a write session.
-    """
+async def activity_for_post(session: AsyncSession, ctx: FederationContext, post: Post, *,
+                            make_keys: bool = True) -> dict[str, Any] | None:
+    """Create{Note} for an original post, Announce for a boost of a local post; else None. Gives the
+    author keys if it has none (a write session), or without `make_keys` raises KeysMissing."""
     author = await get_fast(session, Actor, post.author_id)
     if author is None:
         return None
     if not post.reblog:
-        return create_of(await note_for_post(session, ctx, post), author)
+        return create_of(await note_for_post(session, ctx, post, make_keys=make_keys), author)
     original = await session.get(Post, post.reblog_of_id) if post.reblog_of_id else None
     if original is None or not original.local or original.reblog:
         return None  # boosts of partner posts are announced by their own delivery, not served here
-    return announce_of(author, await note_for_post(session, ctx, original), post.uri)
+    return announce_of(author, await note_for_post(session, ctx, original, make_keys=make_keys), post.uri)
 
 
 # -- handlers: actors -------------------------------------------------------------------------
@@ -333,16 +349,20 @@ async def get_outbox(request: web.Request) -> web.Response:
     require_activity_json(request)
     signer = await require_partner_signer(request)
     ctx = request.app[FEDERATION]
-    async with write_session(ctx.sessionmaker) as session:
+
+    async def render(session: AsyncSession, make_keys: bool) -> tuple[Actor, list[dict[str, Any]]]:
         owner = await _owner(request, session)
         posts = list(await session.scalars(select(Post).where(Post.author_id == owner.id, Post.local.is_(True))
                                       .order_by(Post.id.desc()).limit(OUTBOX_PAGE * 3)))
         items: list[dict[str, Any]] = []
         for post in posts:
             if len(items) < OUTBOX_PAGE and await remote_may_see(session, post, signer):
-                activity = await activity_for_post(session, ctx, post)
+                activity = await activity_for_post(session, ctx, post, make_keys=make_keys)
                 if activity is not None:
                     items.append(activity)
+        return owner, items
+
+    owner, items = await _rendered(ctx, render)
     document = {"@context": "https://www.w3.org/ns/activitystreams", "id": owner.outbox_uri,
                 "type": "OrderedCollection", "totalItems": len(items), "orderedItems": items}
     return ap_response(document, private=True)
@@ -382,8 +402,7 @@ async def get_status(request: web.Request) -> web.Response:
     signer = await require_partner_signer(request)
     _, post = await _visible_post(request, signer, activity=False)
     ctx = request.app[FEDERATION]
-    async with write_session(ctx.sessionmaker) as session:
-        note = await note_for_post(session, ctx, post)
+    note = await _rendered(ctx, lambda session, make_keys: note_for_post(session, ctx, post, make_keys=make_keys))
     return ap_response(note, private=True)
 
 
@@ -393,8 +412,8 @@ async def get_status_activity(request: web.Request) -> web.Response:
     signer = await require_partner_signer(request)
     _, post = await _visible_post(request, signer, activity=True)
     ctx = request.app[FEDERATION]
-    async with write_session(ctx.sessionmaker) as session:
-        activity = await activity_for_post(session, ctx, post)
+    activity = await _rendered(
+        ctx, lambda session, make_keys: activity_for_post(session, ctx, post, make_keys=make_keys))
     if activity is None:
         raise web.HTTPNotFound()
     return ap_response(activity, private=True)

@@ -89,6 +89,53 @@ async def test_a_known_partners_signed_fetch_waits_for_no_writer(rig: Any) -> No
     assert status == 200 and doc["name"] == "Alder Aulne"
 
 
+async def test_a_known_partners_fetch_of_notes_and_outbox_waits_for_no_writer(rig: Any) -> None:
+    """A partner fetching a note, its Create or the outbox of an author with keys reads them: answered
+    while another writer holds SQLite's write lock."""
+    if not writes_on_loop(rig.sessionmaker):
+        pytest.skip("PostgreSQL has no write lock for a reader to wait on")
+    remote = await add_remote(rig.sessionmaker)
+    await follow(rig.sessionmaker, remote.actor_id, rig.village_ids["north"])
+    post_id = await post_status(rig, "alder", "Tondeuse à prêter", "public")  # delivered: alder has keys
+    paths = [f"/users/alder/statuses/{post_id}", f"/users/alder/statuses/{post_id}/activity", "/users/alder/outbox"]
+    status, _, _ = await get(rig, "/users/alder", remote.headers("/users/alder"))  # the signer's key known
+    assert status == 200
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with write_session(rig.sessionmaker):
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        async with asyncio.timeout(5):
+            answers = [await get(rig, path, remote.headers(path)) for path in paths]
+    finally:
+        release.set()
+        await task
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    note, create, outbox = (body for _, body, _ in answers)
+    assert "Tondeuse" in note["content"] and create["object"]["id"] == note["id"]
+    assert [item["object"]["id"] for item in outbox["orderedItems"]] == [note["id"]]
+
+
+async def test_a_fetched_note_gives_its_author_keys_on_first_use(rig: Any) -> None:
+    """A note of an author who never federated (no keys yet) is served signed: the fetch makes the keys."""
+    remote = await add_remote(rig.sessionmaker)
+    post_id = await post_status(rig, "alder", "Perdu un chat roux", "public")  # nobody remote follows yet
+    alder = (await rig.rows(Actor, Actor.username == "alder", Actor.domain == ""))[0]
+    assert alder.ed25519_public_multikey is None and alder.private_key_pem is None
+    await follow(rig.sessionmaker, remote.actor_id, rig.village_ids["north"])
+    path = f"/users/alder/statuses/{post_id}"
+    status, note, _ = await get(rig, path, remote.headers(path))
+    assert status == 200, note
+    alder = (await rig.rows(Actor, Actor.username == "alder", Actor.domain == ""))[0]
+    assert alder.private_key_pem and alder.ed25519_public_multikey
+    assert verify_proof(note, lambda method: alder.ed25519_public_multikey) is True
+
+
 async def test_non_partner_signed_actor_document_is_not_found(rig: Any) -> None:
     """A stranger that signs says who it is: like every fetch by a non-partner, 404 (SECURITY.md)."""
     stranger = await add_remote(rig.sessionmaker, "c.test", partner=False)
