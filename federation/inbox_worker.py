@@ -35,16 +35,18 @@ log = logging.getLogger("voisinage.federation.inbox_worker")
 BATCH = 20
 
 
-# On PostgreSQL, the items of this many signers are handled at once, each signer's in the order they
-# arrived: an item is about twenty round trips, and one item at a time kept this process and PostgreSQL
-# each waiting for the other. SQLite's writes run on the event loop's one connection: one at a time.
-SIGNERS_AT_ONCE = 4
+# On PostgreSQL this many items are handled at once, each after the earlier items of its batch it may
+# depend on (`_depends_on`): an item is about twenty round trips, and one item at a time kept this
+# process and PostgreSQL each waiting for the other. SQLite's writes run on the event loop's one
+# connection: one at a time.
+ITEMS_AT_ONCE = 4
 
 
-async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> list[Any]:
-    """Claim due inbox items; returns their rows (`id`, `signer_uri`), in the order they arrived."""
+async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None,
+                      columns: tuple[str, ...] = ("signer_uri",)) -> list[Any]:
+    """Claim due inbox items; returns their rows (`id` and `columns`), in the order they arrived."""
     async with write_session(ctx.sessionmaker) as session:
-        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx), columns=("signer_uri",))
+        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx), columns=columns)
     if held is not None:
         held.update(row.id for row in rows)
     return rows
@@ -214,27 +216,94 @@ async def _finish(ctx: FederationContext, item_id: int, state: str | None, error
 
 
 async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> int:
-    """Claim and process one batch of inbox items; returns how many were taken. Each signer's items are
-    handled in the order they arrived; on PostgreSQL, those of up to SIGNERS_AT_ONCE signers at once;
-    on a SQLite file, one after another in shared transactions (`_process_together`)."""
+    """Claim and process one batch of inbox items; returns how many were taken. On PostgreSQL up to
+    ITEMS_AT_ONCE items at once, each after those it may depend on (`_process_at_once`); on a SQLite
+    file, one after another in shared transactions (`_process_together`)."""
+    if ctx.sessionmaker.kw["bind"].dialect.name == "postgresql":
+        rows = await claim_items(ctx, limit, held, columns=("signer_uri", "body"))
+        await _process_at_once(ctx, rows, held)
+        return len(rows)
     rows = await claim_items(ctx, limit, held)
     if writes_on_loop(ctx.sessionmaker):
         await _process_together(ctx, [row.id for row in rows], held)
-        return len(rows)
-    if ctx.sessionmaker.kw["bind"].dialect.name != "postgresql":
+    else:
         await _process_in_order(ctx, [row.id for row in rows], held)
-        return len(rows)
-    by_signer: dict[str, list[int]] = {}
-    for row in rows:
-        by_signer.setdefault(row.signer_uri, []).append(row.id)
-    signers = list(by_signer.values())
-    lanes = [[item_id for ids in signers[lane::SIGNERS_AT_ONCE] for item_id in ids] for lane in range(SIGNERS_AT_ONCE)]
-    results = await asyncio.gather(*(_process_in_order(ctx, lane, held) for lane in lanes if lane),
-                                   return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result  # after the other lanes have finished theirs
     return len(rows)
+
+
+class _Unhandled(Exception):
+    """An item not handled because one it depends on raised: it is due again when its lease ends."""
+
+
+async def _process_at_once(ctx: FederationContext, rows: list[Any], held: set[int] | None) -> None:
+    """PostgreSQL: the items as tasks, ITEMS_AT_ONCE of them handled at a time, each once the earlier
+    items it depends on are done. An item that raises (a bug) leaves those that depend on it unhandled,
+    and is raised after the others have finished."""
+    gate = asyncio.Semaphore(ITEMS_AT_ONCE)
+    concerns = [_concerns(row.signer_uri, row.body) for row in rows]
+    tasks: list[asyncio.Future[None]] = []
+    for index, row in enumerate(rows):
+        before = [tasks[earlier] for earlier in _depends_on(rows, concerns, index)]
+        tasks.append(asyncio.ensure_future(_process_after(ctx, row.id, before, gate, held)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, _Unhandled):
+            raise result
+
+
+async def _process_after(ctx: FederationContext, item_id: int, before: list[asyncio.Future[None]],
+                         gate: asyncio.Semaphore, held: set[int] | None) -> None:
+    if before:
+        await asyncio.wait(before)  # waiting holds no place of the gate: an earlier item can always run
+        if any(task.cancelled() or task.exception() is not None for task in before):
+            if held is not None:  # no longer renewed: due again when its lease ends
+                held.discard(item_id)
+            raise _Unhandled(item_id)
+    async with gate:
+        await _process_in_order(ctx, [item_id], held)
+
+
+# Activities about the relation of their actor to us, or to its followers: those of a signer are kept in
+# order with all its others (an Announce of a village after our Follow of it was accepted).
+_ABOUT_THE_ACTOR = frozenset({"Follow", "Accept", "Reject", "Block", "Move"})
+
+
+def _concerns(signer_uri: str, activity: Any) -> frozenset[str] | None:
+    """The ids an item's activity concerns: itself, its object, and its object's object and parent (an
+    Undo's Like and the liked note, a reply's parent). None when it concerns its actor as a whole (an
+    update or delete of the actor, a follow, accept or block, an Undo of one of them) or cannot be
+    read: it then keeps its place among all its signer's items."""
+    if not isinstance(activity, dict) or not isinstance(activity.get("id"), str):
+        return None
+    actors = {signer_uri, _id_of(activity.get("actor"))}
+    found = {activity["id"]}
+    inner = activity.get("object")
+    if activity.get("type") in _ABOUT_THE_ACTOR or _id_of(inner) is None:
+        return None
+    found.add(_id_of(inner))
+    if isinstance(inner, dict):
+        if inner.get("type") in _ABOUT_THE_ACTOR or (activity.get("type") == "Undo" and "type" not in inner):
+            return None
+        found.update(filter(None, (_id_of(inner.get("object")), _id_of(inner.get("inReplyTo")))))
+    elif activity.get("type") == "Undo":
+        return None  # an Undo of an id: of what, it does not say
+    return None if found & actors else frozenset(found)
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def _depends_on(rows: list[Any], concerns: list[frozenset[str] | None], index: int) -> list[int]:
+    """The earlier items of the batch that item `index` waits for: those that concern one of the ids it
+    concerns, whoever signed them, and all its signer's earlier items when either concerns the signer as
+    a whole."""
+    mine, signer = concerns[index], rows[index].signer_uri
+    return [earlier for earlier in range(index)
+            if (rows[earlier].signer_uri == signer and (mine is None or concerns[earlier] is None))
+            or (mine is not None and concerns[earlier] is not None and mine & concerns[earlier])]
 
 
 async def _process_in_order(ctx: FederationContext, found: list[int], held: set[int] | None,

@@ -1,6 +1,6 @@
-"""The inbox worker's batch: each signer's items in the order they arrived; on PostgreSQL the items of
-several signers at once (`inbox_worker.SIGNERS_AT_ONCE`), on SQLite one after another, in shared write
-transactions."""
+"""The inbox worker's batch: items that concern the same object, or their signer as a whole, in the order
+they arrived; on PostgreSQL the others at once (`inbox_worker.ITEMS_AT_ONCE`), on SQLite one after
+another, in shared write transactions."""
 
 import asyncio
 import dataclasses
@@ -27,24 +27,27 @@ from ..rig.events import received
 SIGNERS = {"a": 3, "b": 2, "c": 2, "d": 1}  # name on partner.test -> items it sent
 
 
-async def _fill(rig: Any) -> list[tuple[str, int]]:
-    """Remote signers and their items, interleaved as they would arrive; [(signer uri, item id)]."""
+async def _fill(rig: Any, bodies: list[tuple[str, dict[str, Any]]] | None = None) -> list[tuple[str, int]]:
+    """Remote signers and their items, interleaved as they would arrive; [(signer uri, item id)]. By
+    default each signer's items are Updates of one note of its (they depend on each other); `bodies`:
+    (signer name, activity) instead."""
     order: list[tuple[str, int]] = []
+    base = "https://partner.test"
+    if bodies is None:
+        bodies = [(name, {"id": f"{base}/users/{name}/activities/{turn}", "type": "Update",
+                          "actor": f"{base}/users/{name}", "object": {"id": f"{base}/users/{name}/notes/0"}})
+                  for turn in range(max(SIGNERS.values())) for name, count in SIGNERS.items() if turn < count]
     async with db.write_session(rig.sessionmaker) as session:
         for name in SIGNERS:
-            base = "https://partner.test"
             session.add(Actor(username=name, domain="partner.test", uri=f"{base}/users/{name}",
                               inbox_uri=f"{base}/users/{name}/inbox", url=f"{base}/@{name}"))
         now = utcnow()
-        for turn in range(max(SIGNERS.values())):
-            for name, count in SIGNERS.items():
-                if turn < count:
-                    uri = f"https://partner.test/users/{name}"
-                    item_id = new_id()
-                    session.add(InboxItem(id=item_id, activity_uri=f"{uri}/activities/{turn}", signer_uri=uri,
-                                          body={"id": f"{uri}/activities/{turn}", "type": "Note"}, state=PENDING,
-                                          attempts=0, next_attempt_at=now, created_at=now))
-                    order.append((uri, item_id))
+        for name, body in bodies:
+            uri = f"{base}/users/{name}"
+            item_id = new_id()
+            session.add(InboxItem(id=item_id, activity_uri=body["id"], signer_uri=uri, body=body, state=PENDING,
+                                  attempts=0, next_attempt_at=now, created_at=now))
+            order.append((uri, item_id))
     return order
 
 
@@ -66,7 +69,7 @@ async def test_each_signers_items_in_order_and_several_signers_at_once_on_postgr
     assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
 
     postgres = rig.sessionmaker.kw["bind"].dialect.name == "postgresql"
-    assert running["most"] == (min(inbox_worker.SIGNERS_AT_ONCE, len(SIGNERS)) if postgres else 1)
+    assert running["most"] == (min(inbox_worker.ITEMS_AT_ONCE, len(SIGNERS)) if postgres else 1)
     for signer in {uri for uri, _ in order}:
         mine = [(kind, activity) for kind, who, activity in events if who == signer]
         sent = [f"{signer}/activities/{turn}" for turn in range(len(mine) // 2)]
@@ -76,6 +79,96 @@ async def test_each_signers_items_in_order_and_several_signers_at_once_on_postgr
         assert [activity for kind, _, activity in events if kind == "start"] == \
             [f"{uri}/activities/{sum(1 for u, i in order[:n] if u == uri)}" for n, (uri, _) in enumerate(order)]
     assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
+
+
+P = "https://partner.test/users"
+
+
+def _note(name: str, number: int, **more: Any) -> dict[str, Any]:
+    return {"id": f"{P}/{name}/notes/{number}", "type": "Note", "attributedTo": f"{P}/{name}", **more}
+
+
+# (signer, activity, the earlier items it must wait for)
+DEPENDENT = [
+    ("a", {"id": f"{P}/a/1", "type": "Create", "actor": f"{P}/a", "object": _note("a", 1)}, []),
+    ("a", {"id": f"{P}/a/2", "type": "Create", "actor": f"{P}/a", "object": _note("a", 2)}, []),
+    ("a", {"id": f"{P}/a/3", "type": "Update", "actor": f"{P}/a", "object": _note("a", 1)}, [0]),
+    ("b", {"id": f"{P}/b/1", "type": "Like", "actor": f"{P}/b", "object": f"{P}/a/notes/2"}, [1]),
+    ("a", {"id": f"{P}/a/4", "type": "Update", "actor": f"{P}/a", "object": {"id": f"{P}/a", "type": "Person"}},
+     [0, 1, 2]),
+    ("a", {"id": f"{P}/a/5", "type": "Create", "actor": f"{P}/a", "object": _note("a", 5)}, [4]),
+    ("c", {"id": f"{P}/c/1", "type": "Create", "actor": f"{P}/c",
+           "object": _note("c", 1, inReplyTo=f"{P}/a/notes/5")}, [5]),
+    ("b", {"id": f"{P}/b/2", "type": "Undo", "actor": f"{P}/b",
+           "object": {"id": f"{P}/b/1", "type": "Like", "object": f"{P}/a/notes/2"}}, [1, 3]),
+    ("d", {"id": f"{P}/d/1", "type": "Create", "actor": f"{P}/d", "object": _note("d", 1)}, []),
+]
+
+
+async def test_items_wait_for_those_about_the_same_objects_or_their_signer(rig, monkeypatch):
+    """An item is handled after the earlier items that concern one of its objects (an Update after its
+    Create, a reply after its parent, an Undo after what it undoes, whoever signed them) and after all
+    its signer's earlier items when either concerns the signer itself (its Update); on PostgreSQL the
+    others run at the same time."""
+    await _fill(rig, [(name, body) for name, body, _ in DEPENDENT])
+    postgres = rig.sessionmaker.kw["bind"].dialect.name == "postgresql"
+    events: list[tuple[str, str]] = []
+    independent = {DEPENDENT[index][1]["id"] for index in (0, 1, 8)}  # the two Creates of a and d's
+    together = asyncio.Event()
+
+    async def recording_dispatch(ictx: Any, activity: dict[str, Any]) -> bool:
+        events.append(("start", activity["id"]))
+        if postgres and activity["id"] in independent:  # each waits until all three run
+            if independent <= {started for kind, started in events if kind == "start"}:
+                together.set()
+            async with asyncio.timeout(10):
+                await together.wait()
+        await asyncio.sleep(0.01)
+        events.append(("end", activity["id"]))
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", recording_dispatch)
+    assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(DEPENDENT)
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(DEPENDENT)
+    ids = [body["id"] for _, body, _ in DEPENDENT]
+    rows, concerns = _claimed(DEPENDENT)
+    assert [inbox_worker._depends_on(rows, concerns, index) for index in range(len(rows))] == \
+        [before for _, _, before in DEPENDENT]
+    for index, (_, body, before) in enumerate(DEPENDENT):
+        for earlier in before:
+            assert events.index(("end", ids[earlier])) < events.index(("start", body["id"])), (earlier, index)
+    if postgres:  # the three that depend on nothing ran at once
+        assert together.is_set()
+    else:
+        assert [activity for kind, activity in events if kind == "start"] == ids
+
+
+def _claimed(items: list[tuple[str, dict[str, Any], list[int]]]) -> tuple[list[Any], list[Any]]:
+    rows = [dataclasses.make_dataclass("Row", ["signer_uri", "body"])(f"{P}/{name}", body) for name, body, _ in items]
+    return rows, [inbox_worker._concerns(row.signer_uri, row.body) for row in rows]
+
+
+def test_what_an_activity_concerns() -> None:
+    concerns = inbox_worker._concerns
+    like = {"id": f"{P}/b/1", "type": "Like", "actor": f"{P}/b", "object": f"{P}/a/notes/2"}
+    assert concerns(f"{P}/b", like) == {f"{P}/b/1", f"{P}/a/notes/2"}
+    undo_like = {"id": f"{P}/b/2", "type": "Undo", "actor": f"{P}/b", "object": like}
+    assert concerns(f"{P}/b", undo_like) == {f"{P}/b/2", f"{P}/b/1", f"{P}/a/notes/2"}
+    reply = {"id": f"{P}/c/1", "type": "Create", "actor": f"{P}/c", "object": _note("c", 1, inReplyTo=f"{P}/a/notes/5")}
+    assert concerns(f"{P}/c", reply) == {f"{P}/c/1", f"{P}/c/notes/1", f"{P}/a/notes/5"}
+    follow = {"id": f"{P}/b/3", "type": "Follow", "actor": f"{P}/b", "object": "https://a.test/users/alder"}
+    for about_the_actor in (
+        follow,
+        {"id": f"{P}/b/4", "type": "Undo", "actor": f"{P}/b", "object": follow},
+        {"id": f"{P}/b/5", "type": "Undo", "actor": f"{P}/b", "object": f"{P}/b/3"},  # undo of what?
+        {"id": f"{P}/b/6", "type": "Accept", "actor": f"{P}/b", "object": "https://a.test/follows/1"},
+        {"id": f"{P}/b/7", "type": "Delete", "actor": f"{P}/b", "object": f"{P}/b"},
+        {"id": f"{P}/b/8", "type": "Update", "actor": f"{P}/b", "object": {"id": f"{P}/b", "type": "Service"}},
+        {"id": f"{P}/b/9", "type": "Create", "actor": f"{P}/b"},  # no object
+        {"type": "Create", "object": _note("b", 1)},  # no id
+        ["not", "an", "activity"],
+    ):
+        assert concerns(f"{P}/b", about_the_actor) is None, about_the_actor
 
 
 async def test_a_failing_lane_leaves_the_others_done(rig, monkeypatch):
