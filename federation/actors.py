@@ -441,17 +441,14 @@ async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: 
     return actor, key
 
 
-async def known_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str, *,
-                          partner_checked: bool = False) -> tuple[Signer, Any] | None:
+async def known_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str) -> tuple[Signer, Any] | None:
     """(owner, loaded public key) for a partner's keyId whose key is cached, the owner as a plain row of
     what accepting an inbox activity reads (id, uri, domain, local, key_id, suspended_at: read afresh,
     an admin may have just suspended it); None when `public_key_for` must look further. Raises
-    NotPartner first, as `public_key_for` does, unless the caller has just checked the key's host in
-    this session (`partner_checked`)."""
+    NotPartner first, as `public_key_for` does."""
     if ctx.is_local_url(key_id):
         return None
-    if not partner_checked:
-        await _require_partner(session, key_id)
+    await _require_partner(session, key_id)
     cached = ctx.key_cache.get(key_id)
     if cached is None:
         return None

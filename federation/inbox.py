@@ -35,7 +35,7 @@ from voisinage.models.queue import PENDING
 
 from . import actors, jsonguard, signatures
 from .context import FEDERATION, FederationContext
-from .partners import host_of, is_partner
+from .partners import host_of
 from .transport import FetchError
 from .vocab import first, get_id
 
@@ -76,30 +76,49 @@ def parse_activity(raw: bytes) -> dict[str, Any]:
     return activity
 
 
-async def partner_key_id(session: Any, headers: Any) -> str:
-    """The keyId of the signature, if its host is a partner (compared exactly): else 401."""
+async def partner_signature(ctx: FederationContext, session: Any, headers: Any,
+                            activity_uri: str) -> tuple[str, Any, Any]:
+    """(keyId, facts, key): the signature's keyId if its host is a partner (compared exactly; else 401),
+    and in the same statement what accepting reads next. `facts`: the cached key's owner with the
+    columns of `actors.known_key_owner` (read afresh: an admin may have just suspended it; `id` None
+    when the key is not cached or its owner has another key now) and `known`, the id of the activity's
+    row when it is stored already. `key`: the cached public key when its owner was found, else None."""
     try:
         key_id, _ = signatures.key_id_of(headers)
         host = host_of(key_id)
     except (signatures.SignatureError, ValueError) as exc:
         raise Refused(401, f"signature: {exc}") from None
-    if not await is_partner(session, host):
+    cached = None if ctx.is_local_url(key_id) else ctx.key_cache.get(key_id)
+    facts = (await session.execute(_ACCEPT_FACTS, {"host": host, "owner": cached[0] if cached else None,
+                                                   "uri": activity_uri[:512]})).first()
+    if facts is None or not facts.partner or facts.blocked:
         raise Refused(401, "not a partner")
-    return key_id
+    found = cached is not None and facts.id is not None and facts.key_id == key_id
+    return key_id, facts, cached[1] if found else None
+
+
+# One statement for the three reads of an activity whose key is cached: the partner check of the key's
+# host, the key's owner, and whether the activity is stored already.
+_OWNER = Actor.__table__
+_ACCEPT_FACTS = fast(
+    select(Instance.__table__.c.partner, Instance.__table__.c.blocked, _OWNER.c.id, _OWNER.c.uri, _OWNER.c.domain,
+           (_OWNER.c.domain == "").label("local"), _OWNER.c.key_id, _OWNER.c.suspended_at,
+           select(InboxItem.__table__.c.id).where(InboxItem.__table__.c.activity_uri == bindparam("uri"))
+           .scalar_subquery().label("known"))
+    .select_from(Instance.__table__.outerjoin(_OWNER, _OWNER.c.id == bindparam("owner")))
+    .where(Instance.__table__.c.host == bindparam("host")))
 
 
 def _now(ctx: FederationContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
 
 
-async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool,
-               fetch: bool = True, partner_checked: bool = False) -> tuple[actors.Signer, Any]:
-    """(signer, key): usually a cached key and its owner as a plain row (`actors.known_key_owner`),
-    else an Actor from `actors.public_key_for` (from the database, or fetched)."""
+async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool) -> tuple[actors.Signer, Any]:
+    """(signer, key): a cached key and its owner as a plain row (`actors.known_key_owner`), else an
+    Actor from `actors.public_key_for` (from the database, or fetched)."""
     try:
-        found = None if refresh else await actors.known_key_owner(ctx, session, key_id,
-                                                                  partner_checked=partner_checked)
-        return found or await actors.public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
+        found = None if refresh else await actors.known_key_owner(ctx, session, key_id)
+        return found or await actors.public_key_for(ctx, session, key_id, refresh=refresh)
     except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
         raise Refused(401, f"key {key_id[:200]}: {exc}") from None
 
@@ -117,25 +136,25 @@ def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
 
 
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
-                          body: bytes, *, fetch: bool = True, partner_checked: bool = False) -> actors.Signer:
+                          body: bytes) -> actors.Signer:
     """The actor whose key signed this request; refreshes the key once when verification fails
-    (at most once a minute per key: `may_refetch_key`). With `fetch=False`, raises
-    actors.NeedsFetch where a fetch would be needed (the key is unknown, or did not verify).
-    `partner_checked`: `partner_key_id` has just checked the key's host in this session."""
+    (at most once a minute per key: `may_refetch_key`)."""
     for refresh in (False, True):
-        if refresh and not fetch:
-            raise actors.NeedsFetch(key_id)
         if refresh and not may_refetch_key(ctx, key_id):
             raise Refused(401, "signature does not match the known key (refetched recently)")
-        owner, key = await _key(ctx, session, key_id, refresh, fetch, partner_checked and not refresh)
+        owner, key = await _key(ctx, session, key_id, refresh)
         try:
-            signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
-                                      now=_now(ctx), scheme=ctx.scheme, expected_host=ctx.domain)
+            _verify(ctx, request, body, key)
             return owner
         except signatures.SignatureError as exc:
             if refresh:
                 raise Refused(401, f"signature: {exc}") from None
     raise AssertionError("unreachable")
+
+
+def _verify(ctx: FederationContext, request: web.Request, body: bytes, key: Any) -> None:
+    signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
+                              now=_now(ctx), scheme=ctx.scheme, expected_host=ctx.domain)
 
 
 def check_origin(activity: dict[str, Any], signer: actors.Signer) -> None:
@@ -264,29 +283,33 @@ async def _check_and_store(ctx: FederationContext, request: web.Request) -> None
 
 async def _verify_and_store(ctx: FederationContext, request: web.Request, body: bytes,
                             activity: dict[str, Any]) -> None:
-    # Usually the key is known and verifies: a read session does (on SQLite, on the event loop's
-    # thread). Otherwise a deferred transaction, not write_session: the key fetch makes the peer fetch
-    # our instance actor, which must not wait behind a write lock we hold (SQLite).
-    signer = None
+    # Usually the key is cached and verifies: one statement in a read session (on SQLite, on the event
+    # loop's thread) reads all that accepting needs. Otherwise a deferred transaction, not write_session:
+    # the key fetch makes the peer fetch our instance actor, which must not wait behind a write lock we
+    # hold (SQLite).
     async with read_session(ctx.sessionmaker) as session:
-        key_id = await partner_key_id(session, request.headers)
-        with contextlib.suppress(actors.NeedsFetch):
-            signer = await verified_signer(ctx, session, request, key_id, body, fetch=False, partner_checked=True)
-            skip = await _nothing_to_store(session, activity, signer)
-    if signer is None:
+        key_id, facts, key = await partner_signature(ctx, session, request.headers, activity["id"])
+    signer = None
+    if key is not None:
+        with contextlib.suppress(signatures.SignatureError):  # the peer may have a new key: looked up below
+            _verify(ctx, request, body, key)
+            signer = facts
+    if signer is not None:
+        skip = _nothing_to_store(activity, signer, known=facts.known is not None)
+    else:
         async with ctx.sessionmaker() as session:
             signer = await verified_signer(ctx, session, request, key_id, body)
             await session.commit()  # a fetched actor or key is kept even when the activity is refused
-            skip = await _nothing_to_store(session, activity, signer)
+            skip = _nothing_to_store(activity, signer, known=await _is_known_item(session, activity["id"]))
     if not skip:
         await store(ctx, activity, signer)
 
 
-async def _nothing_to_store(session: Any, activity: dict[str, Any], signer: actors.Signer) -> bool:
+def _nothing_to_store(activity: dict[str, Any], signer: actors.Signer, *, known: bool) -> bool:
     """Refuses an activity its signer may not send; True when it needs no row (a suspended or local
     signer, or an activity already received)."""
     check_origin(activity, signer)
-    return signer.suspended_at is not None or signer.local or await _is_known_item(session, activity["id"])
+    return signer.suspended_at is not None or signer.local or known
 
 
 async def _check_recipient(ctx: FederationContext, request: web.Request) -> None:

@@ -147,6 +147,29 @@ async def test_partner_removed_is_401(pair: Pair) -> None:
     assert await stored(pair) == before
 
 
+async def test_partner_removed_after_its_key_was_cached_is_401(pair: Pair) -> None:
+    assert await send(pair, create_note(activity_id=f"{B}/first")) == 202  # cedar's key cached
+    await pair.partner(pair.a, "b.test", on=False)
+    before = await stored(pair)
+    assert await send(pair, create_note(activity_id=f"{B}/second")) == 401
+    assert await stored(pair) == before
+
+
+async def test_an_activity_signed_with_a_cached_key_is_accepted_with_one_read(pair: Pair) -> None:
+    """The partner check, the key's owner and whether the activity is stored already: one statement."""
+    from voisinage.server.keys import ENGINE
+
+    from ..rig.statements import recorded_statements
+
+    assert await send(pair, create_note(activity_id=f"{B}/first")) == 202  # cedar's key cached
+    with recorded_statements(pair.a.app[ENGINE]) as seen:
+        assert await send(pair, create_note(activity_id=f"{B}/second")) == 202
+        assert await send(pair, create_note(activity_id=f"{B}/second")) == 202  # a repeat: nothing stored
+    reads = [statement for statement in seen if statement.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 2, reads
+    assert await pair.a.count(InboxItem, InboxItem.activity_uri == f"{B}/second") == 1
+
+
 async def test_blocked_actor_gets_202_and_nothing_is_stored(pair: Pair) -> None:
     assert await send(pair, create_note(activity_id=f"{B}/first")) == 202  # a.test now knows cedar
     async with write_session(pair.a.sessionmaker) as session:
