@@ -3,7 +3,8 @@
 The steps (STYLE.md flow (b), SECURITY.md "Inbox"), each refusal before any work of the next:
 1. body over 1 MiB -> 413, before parsing;
 2. bounded JSON parse (jsonguard) -> 400;
-3. the keyId's host must be a partner -> else 401, and nothing is looked up or fetched;
+3. the keyId's host must be a partner -> else 401, before any key is used or fetched (the statement
+   that checks it also reads the owner of a key cached while its host was a partner);
 4. the key from `actors.public_key_for`; `signatures.verify_request` on the raw path (on failure the
    key is fetched again once, at most once a minute per key: the peer may have rotated it) -> 401;
 5. the key's owner must be the activity's `actor` (fedify CVE-2025-54888) -> 401; the activity id
