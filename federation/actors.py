@@ -18,16 +18,17 @@ HTML cleaned by the one allow-list, and `attachment` PropertyValues become the a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import ACTOR_ROW_BY_URI, APPLICATION, GROUP, PERSON, SERVICE, Actor
-from voisinage.models.db import fast, get_fast, load_fast
+from voisinage.models.db import get_fast, load_fast
 from voisinage.models.html import sanitize
 from voisinage.models.ids import new_id
 from voisinage.models.instance import normalize_host
@@ -36,6 +37,7 @@ from .context import FederationContext
 from .keys import KeyFormatError, load_public, multikey_to_public
 from .local_keys import get_instance_actor, signer_for
 from .partners import host_of, is_partner
+from .signatures import SignatureError
 from .vocab import ACTOR_TYPES, as_list, get_id, types_of
 from .webfinger import lookup_actor_uri
 
@@ -50,10 +52,10 @@ __all__ = [
     "UnknownActor",
     "clean_text",
     "get_remote_actor",
-    "known_key_owner",
     "parse_actor",
     "proof_key_for",
     "public_key_for",
+    "verified_key_owner",
     "resolve_handle",
 ]
 
@@ -74,7 +76,8 @@ _PROOF_PREFIX = "proof:"
 
 
 class Signer(Protocol):
-    """What accepting an inbox activity reads of its signer: an Actor, or a row of `known_key_owner`."""
+    """What accepting an inbox activity reads of its signer: an Actor, or a row of
+    `inbox.partner_signature`."""
 
     @property
     def id(self) -> int: ...
@@ -441,25 +444,42 @@ async def public_key_for(ctx: FederationContext, session: AsyncSession, key_id: 
     return actor, key
 
 
-async def known_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str) -> tuple[Signer, Any] | None:
-    """(owner, loaded public key) for a partner's keyId whose key is cached, the owner as a plain row of
-    what accepting an inbox activity reads (id, uri, domain, local, key_id, suspended_at: read afresh,
-    an admin may have just suspended it); None when `public_key_for` must look further. Raises
-    NotPartner first, as `public_key_for` does."""
-    if ctx.is_local_url(key_id):
-        return None
-    await _require_partner(session, key_id)
-    cached = ctx.key_cache.get(key_id)
-    if cached is None:
-        return None
-    owner = (await session.execute(_KEY_OWNER, {"id": cached[0]})).first()
-    if owner is None or owner.key_id != key_id:
-        return None
-    return owner, cached[1]
+KEY_REFETCH_EVERY = 60.0  # seconds: a key whose signature failed is fetched again at most this often
 
 
-_KEY_OWNER = fast(select(Actor.id, Actor.uri, Actor.domain, (Actor.domain == "").label("local"), Actor.key_id,
-                         Actor.suspended_at).where(Actor.id == bindparam("id")))
+def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
+    """Whether a partner's key may be fetched again after a failed verification: once a minute per
+    keyId, so that anyone sending bad signatures in a partner's name cannot make us hammer it."""
+    mark = f"refetched:{key_id}"
+    now = ctx.clock()
+    last = ctx.key_cache.get(mark)
+    if isinstance(last, float) and 0 <= now - last < KEY_REFETCH_EVERY:
+        return False
+    ctx.key_cache[mark] = float(now)
+    return True
+
+
+async def verified_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str,
+                             check: Callable[[Any], None], *, fetch: bool = True) -> Actor:
+    """The owner of `key_id` (`public_key_for`) when its key passes `check` (which raises SignatureError).
+    A remote key that fails is fetched again once, the peer may have rotated it, at most once a minute
+    per key (`may_refetch_key`). The inbox and authorized fetch both verify this way. Raises what
+    `public_key_for` raises, and SignatureError; with `fetch=False`, NeedsFetch where a fetch would be
+    needed (the key is unknown, or did not verify), and nothing is written."""
+    actor, key = await public_key_for(ctx, session, key_id, fetch=fetch)
+    try:
+        check(key)
+        return actor
+    except SignatureError:
+        if actor.local:
+            raise
+        if not fetch:
+            raise NeedsFetch(key_id) from None
+        if not may_refetch_key(ctx, key_id):
+            raise
+    actor, key = await public_key_for(ctx, session, key_id, refresh=True)
+    check(key)
+    return actor
 
 
 async def proof_key_for(ctx: FederationContext, session: AsyncSession, method_id: str, *,

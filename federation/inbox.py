@@ -43,7 +43,6 @@ from .vocab import first, get_id
 log = logging.getLogger("voisinage.federation.inbox")
 
 MAX_BODY = 1024 * 1024
-KEY_REFETCH_EVERY = 60.0  # seconds: a key whose signature failed is fetched again at most this often
 
 
 class Refused(Exception):
@@ -81,7 +80,7 @@ async def partner_signature(ctx: FederationContext, session: Any, headers: Any,
                             activity_uri: str) -> tuple[str, Any, Any]:
     """(keyId, facts, key): the signature's keyId if its host is a partner (compared exactly; else 401),
     and in the same statement what accepting reads next. `facts`: the cached key's owner with the
-    columns of `actors.known_key_owner` (read afresh: an admin may have just suspended it; `id` None
+    columns of `actors.Signer` (read afresh: an admin may have just suspended it; `id` None
     when the key is not cached or its owner has another key now) and `known`, the id of the activity's
     row when it is stored already. `key`: the cached public key when its owner was found, else None."""
     try:
@@ -114,43 +113,16 @@ def _now(ctx: FederationContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
 
 
-async def _key(ctx: FederationContext, session: Any, key_id: str, refresh: bool) -> tuple[actors.Signer, Any]:
-    """(signer, key): a cached key and its owner as a plain row (`actors.known_key_owner`), else an
-    Actor from `actors.public_key_for` (from the database, or fetched)."""
-    try:
-        found = None if refresh else await actors.known_key_owner(ctx, session, key_id)
-        return found or await actors.public_key_for(ctx, session, key_id, refresh=refresh)
-    except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
-        raise Refused(401, f"key {key_id[:200]}: {exc}") from None
-
-
-def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
-    """Whether a partner's key may be fetched again after a failed verification: once a minute per
-    keyId, so that anyone sending bad signatures in a partner's name cannot make us hammer it."""
-    mark = f"refetched:{key_id}"
-    now = ctx.clock()
-    last = ctx.key_cache.get(mark)
-    if isinstance(last, float) and 0 <= now - last < KEY_REFETCH_EVERY:
-        return False
-    ctx.key_cache[mark] = float(now)
-    return True
-
-
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
                           body: bytes) -> actors.Signer:
-    """The actor whose key signed this request; refreshes the key once when verification fails
-    (at most once a minute per key: `may_refetch_key`)."""
-    for refresh in (False, True):
-        if refresh and not may_refetch_key(ctx, key_id):
-            raise Refused(401, "signature does not match the known key (refetched recently)")
-        owner, key = await _key(ctx, session, key_id, refresh)
-        try:
-            _verify(ctx, request, body, key)
-            return owner
-        except signatures.SignatureError as exc:
-            if refresh:
-                raise Refused(401, f"signature: {exc}") from None
-    raise AssertionError("unreachable")
+    """The actor whose key signed this request (`actors.verified_key_owner`: a key that fails is
+    fetched again once, at most once a minute); 401 otherwise."""
+    try:
+        return await actors.verified_key_owner(ctx, session, key_id, lambda key: _verify(ctx, request, body, key))
+    except signatures.SignatureError as exc:
+        raise Refused(401, f"signature: {exc}") from None
+    except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
+        raise Refused(401, f"key {key_id[:200]}: {exc}") from None
 
 
 def _verify(ctx: FederationContext, request: web.Request, body: bytes, key: Any) -> None:

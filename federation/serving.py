@@ -36,9 +36,8 @@ from voisinage.models.tombstone import Tombstone
 from voisinage.models.uris import instance_actor_uri
 from voisinage.models.village import Village
 
-from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, public_key_for
+from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, verified_key_owner
 from .context import FEDERATION, FederationContext
-from .inbox import may_refetch_key
 from .local_keys import KeysMissing, ensure_local_keys, get_instance_actor, has_keys
 from .partners import host_of, is_partner
 from .signatures import SignatureError, key_id_of, verify_request
@@ -62,24 +61,16 @@ def _now(ctx: FederationContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
 
 
-async def _lookup_key(ctx: FederationContext, session: AsyncSession, key_id: str, refresh: bool,
-                      fetch: bool = True) -> tuple[Actor, Any]:
-    try:
-        return await public_key_for(ctx, session, key_id, refresh=refresh, fetch=fetch)
-    except (FetchError, ApParseError, UnknownActor) as exc:
-        raise SignatureError(f"cannot use key {key_id[:200]}: {exc}") from None
-
-
 async def verify_signed_request(ctx: FederationContext, session: AsyncSession, request: web.Request, *,
                                 body: bytes = b"", fetch: bool = True) -> Actor | None:
     """The actor whose key signed `request`; None when the request is not signed at all.
 
     Order (SECURITY.md): the keyId's host must be a partner (else NotPartner, before any key lookup),
     then the key is looked up (cache, database, or a signed fetch) and the signature verified against
-    `request.raw_path`, our domain as Host, and `body`; on failure the key is refetched once (key
-    rotation), at most once a minute per key. Raises NotPartner or SignatureError. `session` may be
-    written to (new remote actors). With `fetch=False`, NeedsFetch where a fetch would be needed (the key
-    is unknown, or did not verify), and nothing is written.
+    `request.raw_path`, our domain as Host, and `body` (`actors.verified_key_owner`: on failure the key
+    is refetched once, at most once a minute per key). Raises NotPartner or SignatureError. `session`
+    may be written to (new remote actors). With `fetch=False`, NeedsFetch where a fetch would be needed
+    (the key is unknown, or did not verify), and nothing is written.
     """
     if not is_signed(request):
         return None
@@ -90,24 +81,15 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
         raise SignatureError("keyId is not an http(s) URL") from None
     if not ctx.is_local_url(key_id) and not await is_partner(session, host):
         raise NotPartner(f"{host} is not a partner instance")
-    actor, key = await _lookup_key(ctx, session, key_id, refresh=False, fetch=fetch)
 
     def check(public_key: Any) -> None:
         verify_request(request.method, request.raw_path, request.headers, body, public_key, now=_now(ctx),
                        scheme=ctx.scheme, expected_host=ctx.domain)
 
     try:
-        check(key)
-    except SignatureError:
-        if actor.local:
-            raise
-        if not fetch:
-            raise NeedsFetch(key_id) from None
-        if not may_refetch_key(ctx, key_id):
-            raise
-        actor, key = await _lookup_key(ctx, session, key_id, refresh=True)
-        check(key)
-    return actor
+        return await verified_key_owner(ctx, session, key_id, check, fetch=fetch)
+    except (FetchError, ApParseError, UnknownActor) as exc:
+        raise SignatureError(f"cannot use key {key_id[:200]}: {exc}") from None
 
 
 async def get_signer(request: web.Request, *, refuse_strangers: bool = False) -> Actor | None:
