@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from voisinage.models.db import fast, write_session, writers_waiting, writes_on_loop
@@ -42,11 +42,12 @@ BATCH = 20
 ITEMS_AT_ONCE = 4
 
 
-async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None,
-                      columns: tuple[str, ...] = ("signer_uri",)) -> list[Any]:
-    """Claim due inbox items; returns their rows (`id` and `columns`), in the order they arrived."""
+async def claim_items(ctx: FederationContext, limit: int = BATCH, held: set[int] | None = None) -> list[Any]:
+    """Claim due inbox items; returns their rows (`id`, `signer_uri`, `body`), in the order they arrived:
+    what handling them reads of them (on PostgreSQL a statement is a round trip)."""
     async with write_session(ctx.sessionmaker) as session:
-        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx), columns=columns)
+        rows = await claim_due(session, InboxItem, limit=limit, lease=LEASE, now=now_of(ctx),
+                               columns=("signer_uri", "body"))
     if held is not None:
         held.update(row.id for row in rows)
     return rows
@@ -59,8 +60,9 @@ BUSY_TRIES = 4
 MAX_FETCHES = 16
 
 
-async def process_item(ctx: FederationContext, item_id: int, *, fetches: Fetches | None = None) -> str:
-    """Dispatch one item; returns its new state ("done", "failed" or "pending" for a retry).
+async def process_item(ctx: FederationContext, item: Any, *, fetches: Fetches | None = None) -> str:
+    """Dispatch one claimed item (`claim_items`' row); returns its new state ("done", "failed" or
+    "pending" for a retry).
 
     The item is handled without the network: a try that needs a document from a peer is rolled back,
     the document is fetched outside any transaction, and the item is tried again with it at hand, as
@@ -74,12 +76,12 @@ async def process_item(ctx: FederationContext, item_id: int, *, fetches: Fetches
     while True:
         if fetches.wanted is not None:
             if len(fetches.done) >= MAX_FETCHES:
-                return await _process_with_network(ctx, item_id)
+                return await _process_with_network(ctx, item)
             await fetches.fetch(ctx.transport)
-        state = await _process_once(ctx, item_id, last=busy == BUSY_TRIES - 1, immediate=immediate or busy > 0,
+        state = await _process_once(ctx, item, last=busy == BUSY_TRIES - 1, immediate=immediate or busy > 0,
                                     fetches=fetches)
         if state == _NEEDS_FETCH and fetches.wanted is None:
-            return await _process_with_network(ctx, item_id)  # it wants to POST, not to fetch
+            return await _process_with_network(ctx, item)  # it wants to POST, not to fetch
         if state == _BUSY:
             busy += 1
             await asyncio.sleep(0.05 * busy)
@@ -87,12 +89,12 @@ async def process_item(ctx: FederationContext, item_id: int, *, fetches: Fetches
             return state
 
 
-async def _process_with_network(ctx: FederationContext, item_id: int) -> str:
+async def _process_with_network(ctx: FederationContext, item: Any) -> str:
     """The last resort of an item that needs more of the network than fetches between tries: handled
     with it in a read transaction (SQLite: one that takes the write lock only when it writes), tried
     again holding the write lock when another write came in between."""
     for attempt in range(BUSY_TRIES):
-        state = await _process_once(ctx, item_id, last=attempt == BUSY_TRIES - 1, immediate=attempt > 0)
+        state = await _process_once(ctx, item, last=attempt == BUSY_TRIES - 1, immediate=attempt > 0)
         if state != _BUSY:
             return state
         await asyncio.sleep(0.05 * attempt)
@@ -152,7 +154,7 @@ class _Prefetched:
         return getattr(self._transport, name)
 
 
-async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, immediate: bool = False,
+async def _process_once(ctx: FederationContext, item: Any, *, last: bool, immediate: bool = False,
                         fetches: Fetches | None = None) -> str:
     """One try of an item: with the network (`fetches` None) or with only what `fetches` holds."""
     if fetches is not None:
@@ -163,7 +165,7 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
         # ours should wait behind our write lock during a round trip (SQLite).
         opened = write_session(ctx.sessionmaker) if immediate else ctx.sessionmaker()
         async with opened as session:
-            await _dispatch_item(ctx, session, item_id)
+            await _dispatch_item(ctx, session, item)
             await session.commit()
         return DONE
     except NeedsFetch:
@@ -173,28 +175,24 @@ async def _process_once(ctx: FederationContext, item_id: int, *, last: bool, imm
         # (another signer's, or another worker's), inserted the same row first (an actor both mention).
         if not last:
             return _BUSY
-        return await _finish(ctx, item_id, None, f"database busy: {exc}")
+        return await _finish(ctx, item.id, None, f"database busy: {exc}")
     except (ApParseError, NotPartner, UnknownActor, ValueError, KeyError, TypeError) as exc:
-        log.info("inbox item %s refused: %s", item_id, exc)
-        return await _finish(ctx, item_id, FAILED, f"{type(exc).__name__}: {exc}")
+        log.info("inbox item %s refused: %s", item.id, exc)
+        return await _finish(ctx, item.id, FAILED, f"{type(exc).__name__}: {exc}")
     except FetchError as exc:
-        return await _finish(ctx, item_id, None, f"fetch failed: {exc}")
+        return await _finish(ctx, item.id, None, f"fetch failed: {exc}")
 
 
-async def _dispatch_item(ctx: FederationContext, session: Any, item_id: int) -> None:
-    """Handle the item's activity in `session` and mark the item done there (a gone item: nothing)."""
-    item = (await session.execute(_ITEM, {"id": item_id})).first()
-    if item is None:
-        return
+async def _dispatch_item(ctx: FederationContext, session: Any, item: Any) -> None:
+    """Handle the claimed item's activity in `session` and mark the item done there."""
     signer = await get_actor(session, item.signer_uri)
     if signer is None:
         raise ApParseError("the signer is unknown")
     await dispatch(InboxContext(ctx, session, signer), item.body)
-    await session.execute(_ITEM_DONE, {"b_id": item_id})
+    await session.execute(_ITEM_DONE, {"b_id": item.id})
 
 
-# An item's signer and activity, and its end, as plain statements built once (no ORM row per item).
-_ITEM = fast(select(InboxItem.signer_uri, InboxItem.body).where(InboxItem.id == bindparam("id")))
+# An item's end, a plain statement built once (no ORM row per item).
 _ITEM_DONE = fast(update(InboxItem.__table__).where(InboxItem.__table__.c.id == bindparam("b_id"))
                   .values(state=DONE, locked_until=None, attempts=InboxItem.__table__.c.attempts + 1))
 
@@ -219,15 +217,13 @@ async def process_due(ctx: FederationContext, limit: int = BATCH, held: set[int]
     """Claim and process one batch of inbox items; returns how many were taken. On PostgreSQL up to
     ITEMS_AT_ONCE items at once, each after those it may depend on (`_process_at_once`); on a SQLite
     file, one after another in shared transactions (`_process_together`)."""
-    if ctx.sessionmaker.kw["bind"].dialect.name == "postgresql":
-        rows = await claim_items(ctx, limit, held, columns=("signer_uri", "body"))
-        await _process_at_once(ctx, rows, held)
-        return len(rows)
     rows = await claim_items(ctx, limit, held)
-    if writes_on_loop(ctx.sessionmaker):
-        await _process_together(ctx, [row.id for row in rows], held)
+    if ctx.sessionmaker.kw["bind"].dialect.name == "postgresql":
+        await _process_at_once(ctx, rows, held)
+    elif writes_on_loop(ctx.sessionmaker):
+        await _process_together(ctx, rows, held)
     else:
-        await _process_in_order(ctx, [row.id for row in rows], held)
+        await _process_in_order(ctx, rows, held)
     return len(rows)
 
 
@@ -244,23 +240,23 @@ async def _process_at_once(ctx: FederationContext, rows: list[Any], held: set[in
     tasks: list[asyncio.Future[None]] = []
     for index, row in enumerate(rows):
         before = [tasks[earlier] for earlier in _depends_on(rows, concerns, index)]
-        tasks.append(asyncio.ensure_future(_process_after(ctx, row.id, before, gate, held)))
+        tasks.append(asyncio.ensure_future(_process_after(ctx, row, before, gate, held)))
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, _Unhandled):
             raise result
 
 
-async def _process_after(ctx: FederationContext, item_id: int, before: list[asyncio.Future[None]],
+async def _process_after(ctx: FederationContext, item: Any, before: list[asyncio.Future[None]],
                          gate: asyncio.Semaphore, held: set[int] | None) -> None:
     if before:
         await asyncio.wait(before)  # waiting holds no place of the gate: an earlier item can always run
         if any(task.cancelled() or task.exception() is not None for task in before):
             if held is not None:  # no longer renewed: due again when its lease ends
-                held.discard(item_id)
-            raise _Unhandled(item_id)
+                held.discard(item.id)
+            raise _Unhandled(item.id)
     async with gate:
-        await _process_in_order(ctx, [item_id], held)
+        await _process_in_order(ctx, [item], held)
 
 
 # Activities about the relation of their actor to us, or to its followers: those of a signer are kept in
@@ -306,19 +302,19 @@ def _depends_on(rows: list[Any], concerns: list[frozenset[str] | None], index: i
             or (mine is not None and concerns[earlier] is not None and mine & concerns[earlier])]
 
 
-async def _process_in_order(ctx: FederationContext, found: list[int], held: set[int] | None,
+async def _process_in_order(ctx: FederationContext, found: list[Any], held: set[int] | None,
                             **options: Any) -> None:
-    for index, item_id in enumerate(found):
+    for index, item in enumerate(found):
         try:
-            await process_item(ctx, item_id, **options)
+            await process_item(ctx, item, **options)
         except asyncio.CancelledError:
             raise  # shutdown: this item and the rest stay held so that Workers.release gives them back
         except BaseException:
             if held is not None:  # no longer renewed: they are due again when their lease ends
-                held.difference_update(found[index:])
+                held.difference_update(row.id for row in found[index:])
             raise
         if held is not None:
-            held.discard(item_id)
+            held.discard(item.id)
 
 
 # How long one write transaction of `_process_together` goes on adding items, unless another writer of
@@ -327,7 +323,7 @@ async def _process_in_order(ctx: FederationContext, found: list[int], held: set[
 TOGETHER_SECONDS = 0.02
 
 
-async def _process_together(ctx: FederationContext, found: list[int], held: set[int] | None) -> None:
+async def _process_together(ctx: FederationContext, found: list[Any], held: set[int] | None) -> None:
     """SQLite: the items in arrival order, as many as `_time_to_commit` allows in one write transaction,
     each in its savepoint and without the network: one commit for them, and the pages several items
     change (the inbox rows, the posts' indexes, a reader's home) written once.
@@ -355,7 +351,7 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
                     # ready run (a request to parse, which may then wait for the write lock).
                     await asyncio.sleep(0)
             if held is not None:
-                held.difference_update(found[first:index])
+                held.difference_update(row.id for row in found[first:index])
             if alone is not None:
                 await _process_in_order(ctx, [alone], held, fetches=fetches)
                 index += 1
@@ -363,7 +359,7 @@ async def _process_together(ctx: FederationContext, found: list[int], held: set[
         raise  # shutdown: the items left stay held so that Workers.release gives them back
     except BaseException:
         if held is not None:  # no longer renewed: they are due again when their lease ends
-            held.difference_update(found[index:])
+            held.difference_update(row.id for row in found[index:])
         raise
 
 

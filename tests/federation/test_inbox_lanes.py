@@ -393,3 +393,27 @@ async def test_a_fetch_refused_between_tries_fails_the_item_as_in_its_handler(ri
     (item,) = await rig.rows(InboxItem, InboxItem.id == first)
     assert item.state == FAILED and "unusable url" in item.last_error
     assert await rig.count(MetaValue, MetaValue.key == "half done") == 0
+
+
+async def test_a_claimed_item_is_not_read_again(rig, monkeypatch):
+    """The claim returns what handling an item reads of it (its signer and activity): no statement
+    reads the inbox's rows again (on PostgreSQL each would be a round trip)."""
+    from voisinage.server.keys import ENGINE
+
+    from ..rig.statements import recorded_statements
+
+    order = await _fill(rig)
+    handled: list[str] = []
+
+    async def handling(ictx: Any, activity: dict[str, Any]) -> bool:
+        handled.append(activity["id"])
+        return True
+
+    monkeypatch.setattr(inbox_worker, "dispatch", handling)
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        assert await inbox_worker.process_due(rig.app[FEDERATION]) == len(order)
+    assert sorted(handled) == sorted(f"{uri}/activities/{turn}" for uri, turn in
+                                     ((uri, sum(1 for u, _ in order[:n] if u == uri)) for n, (uri, _) in enumerate(order)))
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT") and "inbox_items" in s]
+    assert reads == []
+    assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
