@@ -372,17 +372,35 @@ FAST = "voisinage_fast"
 
 
 FAST_IN_TRANSACTION = "voisinage_fast_in_transaction"
+FAST_ALONE = "voisinage_fast_alone"
 
 
-def fast(statement: Any, *, in_transaction: bool = False) -> Any:
+def fast(statement: Any, *, in_transaction: bool = False, alone: bool = False) -> Any:
     """Mark a Core statement built once with bind parameters and run often (a timeline page's SELECTs, a
     queue's claim, a fan-out's INSERT of many rows): on a SQLite loop connection it is run through
     sqlite3 directly (`_fast_rows`), which costs a fifth of what SQLAlchemy's execution and result
     layers take for it; on PostgreSQL through asyncpg (models/pg_fast.py); elsewhere it runs as usual.
     Every value must be a bind parameter or a literal of the statement: column defaults are not applied.
     `in_transaction`: a SELECT whose effect belongs to the transaction (`pg_notify`, sent at commit),
-    which PostgreSQL's fast path runs only inside it, as it runs writes."""
-    return statement.execution_options(**{FAST: True, FAST_IN_TRANSACTION: in_transaction})
+    which PostgreSQL's fast path runs only inside it, as it runs writes. `alone`: a write that is a
+    transaction by itself, for `execute_alone`."""
+    return statement.execution_options(**{FAST: True, FAST_IN_TRANSACTION: in_transaction, FAST_ALONE: alone})
+
+
+async def execute_alone(sessionmaker: async_sessionmaker[AsyncSession], statement: Any,
+                        parameters: dict[str, Any]) -> list[Any]:
+    """The rows of one write marked `fast(..., alone=True)`, committed by itself: on PostgreSQL sent on
+    a pooled connection outside any transaction (one round trip, where BEGIN, the statement and COMMIT
+    were three), elsewhere in a write session."""
+    engine = sessionmaker.kw.get("bind")
+    if engine is not None and engine.dialect.name == "postgresql":
+        from .pg_fast import PgReadSession
+
+        async with PgReadSession(sessionmaker) as session:
+            rows = await session.run_alone(statement, parameters)
+        return list(rows)
+    async with write_session(sessionmaker) as session:
+        return list((await session.execute(statement, parameters)).all())
 
 
 def fast_insert(model: Any, **values: Any) -> Any:

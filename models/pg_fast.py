@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
-from .db import FAST, FAST_IN_TRANSACTION, CompiledFast, FastRows
+from .db import FAST, FAST_ALONE, FAST_IN_TRANSACTION, CompiledFast, FastRows
 
 BEFORE_COMMIT = "voisinage_before_commit"  # session.info: {key: async hook(session)}, run by commit
 
@@ -94,14 +94,15 @@ class PgSession(AsyncSession):
         return await run_fast(connection, statement, parameters)
 
 
-async def run_fast(connection: Any, statement: Any, parameters: Any) -> FastRows | None:
+async def run_fast(connection: Any, statement: Any, parameters: Any, *, alone: bool = False) -> FastRows | None:
     """A fast statement's rows on the asyncpg connection under SQLAlchemy's (synchronous) `connection`,
-    or None when it needs a transaction that has not begun."""
+    or None when it needs a transaction that has not begun. `alone`: the connection is in no
+    transaction and a statement marked `fast(..., alone=True)` runs as one by itself."""
     compiled = _COMPILED.get(statement)
     if compiled is None:
         compiled = _COMPILED[statement] = _PgCompiled(statement, connection.dialect)
     driver = connection.connection.driver_connection  # the asyncpg connection
-    if compiled.needs_transaction and not driver.is_in_transaction():
+    if compiled.needs_transaction and not driver.is_in_transaction() and not (alone and compiled.alone):
         return None  # SQLAlchemy begins the transaction with it; the next ones come this way
     try:
         return await compiled.run(connection, driver, parameters or {})
@@ -151,6 +152,17 @@ class PgReadSession:
         rows = await self._fast(statement, params, kwargs)
         return rows if rows is not None else await self._orm().execute(statement, params, **kwargs)
 
+    async def run_alone(self, statement: Any, parameters: dict[str, Any]) -> FastRows:
+        """A write marked `fast(..., alone=True)` (`db.execute_alone`), committed by itself."""
+        if self._session is not None:
+            raise RuntimeError("run_alone in a read session that has begun an ORM transaction")
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        rows = await run_fast(self._connection.sync_connection, statement, parameters, alone=True)
+        if rows is None:
+            raise ValueError("run_alone needs a statement marked fast(..., alone=True)")
+        return rows
+
     async def scalars(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         rows = await self._fast(statement, params, kwargs)
         return rows.scalars() if rows is not None else await self._orm().scalars(statement, params, **kwargs)
@@ -180,9 +192,11 @@ class _PgCompiled(CompiledFast):
         super().__init__(statement, dialect)
         if self.compiled.literal_execute_params:  # written into the SQL per call: the kept SQL would be wrong
             raise ValueError("a fast statement cannot have literal_execute parameters")
+        options = statement.get_execution_options()
         self.needs_transaction = bool(self.compiled.isinsert or self.compiled.isupdate or self.compiled.isdelete
                                       or getattr(statement, "_for_update_arg", None) is not None
-                                      or statement.get_execution_options().get(FAST_IN_TRANSACTION))
+                                      or options.get(FAST_IN_TRANSACTION))
+        self.alone = bool(options.get(FAST_ALONE))
         # lengths of the IN lists -> the SQL, and each $n's parameter (name, index in its list or None)
         self.shapes: dict[tuple[int, ...], tuple[str, list[tuple[str, int | None]]]] = {}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voisinage.models.meta import hit_counter, read_counter
+from voisinage.models.meta import hit_counter, hit_counters_alone, read_counter
 
 from ..errors import ApiError
 from ..settings import Settings
@@ -180,10 +180,8 @@ async def take_api(session_factory: object, local: LocalCounters | None, setting
         for subject in subjects:
             count, reset_at = local.hit(limit.key(subject), limit.window, now)
             states.append(RateState(limit.limit, count, reset_at, count <= limit.limit))
-    else:
-        from voisinage.models.db import write_session
-
-        async with write_session(session_factory) as session:  # type: ignore[arg-type]
-            for subject in subjects:
-                states.append(await hit(session, limit, subject, now))
+    else:  # one statement for the subjects, committed by itself: on every API request of every process
+        counts, reset_at = await hit_counters_alone(session_factory, [limit.key(s) for s in subjects],
+                                                    limit.window, now)
+        states.extend(RateState(limit.limit, count, reset_at, count <= limit.limit) for count in counts.values())
     return max(states, key=lambda s: s.count)

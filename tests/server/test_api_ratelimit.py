@@ -67,3 +67,43 @@ async def test_zero_means_unlimited(aiohttp_client, db_url, tmp_path):
         assert status == 200
     async with c.client.get("/api/v1/instance") as response:
         assert "X-RateLimit-Limit" not in response.headers
+
+
+async def test_on_postgresql_a_request_is_counted_in_one_statement_outside_any_transaction(
+        aiohttp_client, db_url, tmp_path):
+    """Each API request counts its token and its address: on PostgreSQL one INSERT that commits by
+    itself (BEGIN, the statement and COMMIT: three round trips less than before)."""
+    from sqlalchemy import event, select
+
+    from voisinage.models.meta import RateCounter, hit_counters_alone
+    from voisinage.server.keys import ENGINE
+
+    from ..rig.statements import recorded_statements
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's single process counts in its memory")
+    c = await _limited(aiohttp_client, db_url, tmp_path)
+    engine = c.app[ENGINE]
+    api = c.api("alder")
+    with recorded_statements(engine) as seen:
+        status, _ = await api.get("/api/v1/instance")
+    assert status == 200 and api.last.headers["X-RateLimit-Remaining"] == "4"
+    counting = [s for s in seen if "rate_counters" in s]
+    assert len(counting) == 1 and counting[0].lstrip().startswith("INSERT"), counting
+    async with c.sessionmaker() as session:
+        counts = sorted((await session.execute(select(RateCounter.key, RateCounter.count))).all())
+    assert [count for _, count in counts] == [1, 1] and {key.split(":")[1] for key, _ in counts} == {"ip", "token"}
+
+    begun: list[object] = []
+
+    def on_begin(connection: object) -> None:
+        begun.append(connection)
+
+    event.listen(engine.sync_engine, "begin", on_begin)
+    try:
+        for expected in (1, 2):
+            found, _ = await hit_counters_alone(c.sessionmaker, ["x:a", "x:b", "x:a"], 300, 1_000_000.0)
+            assert found == {"x:a": expected, "x:b": expected}
+    finally:
+        event.remove(engine.sync_engine, "begin", on_begin)
+    assert begun == []  # SQLAlchemy began no transaction: the INSERT committed alone
