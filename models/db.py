@@ -398,7 +398,8 @@ async def execute_alone(sessionmaker: async_sessionmaker[AsyncSession], statemen
 
         async with PgReadSession(sessionmaker) as session:
             rows = await session.run_alone(statement, parameters)
-        return list(rows)
+        if rows is not None:
+            return list(rows)
     async with write_session(sessionmaker) as session:
         return list((await session.execute(statement, parameters)).all())
 

@@ -152,16 +152,14 @@ class PgReadSession:
         rows = await self._fast(statement, params, kwargs)
         return rows if rows is not None else await self._orm().execute(statement, params, **kwargs)
 
-    async def run_alone(self, statement: Any, parameters: dict[str, Any]) -> FastRows:
-        """A write marked `fast(..., alone=True)` (`db.execute_alone`), committed by itself."""
+    async def run_alone(self, statement: Any, parameters: dict[str, Any]) -> FastRows | None:
+        """A write marked `fast(..., alone=True)` (`db.execute_alone`), committed by itself; None when it
+        cannot be sent so (the caller runs it in a write session)."""
         if self._session is not None:
             raise RuntimeError("run_alone in a read session that has begun an ORM transaction")
         if self._connection is None:
             self._connection = await self._engine.connect()
-        rows = await run_fast(self._connection.sync_connection, statement, parameters, alone=True)
-        if rows is None:
-            raise ValueError("run_alone needs a statement marked fast(..., alone=True)")
-        return rows
+        return await run_fast(self._connection.sync_connection, statement, parameters, alone=True)
 
     async def scalars(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         rows = await self._fast(statement, params, kwargs)

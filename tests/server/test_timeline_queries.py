@@ -92,12 +92,12 @@ async def test_the_fast_read_path_renders_exactly_what_sqlalchemy_would(rig, mon
         used.append(True)
         return real_sqlite(*args)
 
-    async def counted_pg(*args: Any) -> Any:
-        rows = await real_pg(*args)
+    async def counted_pg(*args: Any, **options: Any) -> Any:
+        rows = await real_pg(*args, **options)
         used.append(rows is not None)
         return rows
 
-    async def declined(*args: Any) -> None:
+    async def declined(*args: Any, **options: Any) -> None:
         return None
 
     monkeypatch.setattr(db, "_fast_rows", counted)
