@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import functools
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null, select, type_coerce, union_all
@@ -169,15 +169,25 @@ _KEY_NAMES = tuple(column.key for column in STATUS_KEY_COLUMNS)
 _Keys = collections.namedtuple("_Keys", _KEY_NAMES)  # type: ignore[misc]  # an original's, as `status_keys()`'s
 
 
+_AUTHOR = aliased(Actor, name="authors")
+_ORIGINAL_AUTHOR = aliased(Actor, name="original_authors")
+
+
 def status_keys_and_originals() -> Any:
     """`status_keys()` and, in the same rows, the keys of each boost's original (`original_*` columns,
-    null for a post that is not a boost): a home page, mostly its villages' announces, reads its
-    originals without a statement of their own. `StatusBatch.load` finds them there."""
+    null for a post that is not a boost), and the versions of the post's and the original's authors
+    (`author_version`, `original_author_version`, as `load_accounts` reads them): a home page, mostly
+    its villages' announces, reads its originals and asks its authors' versions without statements of
+    their own. `StatusBatch.load` finds them there."""
     columns = [getattr(_ORIGINAL, column.key) for column in STATUS_KEY_COLUMNS[:-1]]
     columns.append(type_coerce(_ORIGINAL.edited_at, String))
     originals = [column.label(f"original_{name}") for column, name in zip(columns, _KEY_NAMES, strict=True)]
-    return (select(*STATUS_KEY_COLUMNS, *originals).select_from(Post)
-            .outerjoin(_ORIGINAL, _ORIGINAL.id == Post.reblog_of_id))
+    versions = (type_coerce(_AUTHOR.updated_at, String).label("author_version"),
+                type_coerce(_ORIGINAL_AUTHOR.updated_at, String).label("original_author_version"))
+    return (select(*STATUS_KEY_COLUMNS, *originals, *versions).select_from(Post)
+            .outerjoin(_ORIGINAL, _ORIGINAL.id == Post.reblog_of_id)
+            .outerjoin(_AUTHOR, _AUTHOR.id == Post.author_id)
+            .outerjoin(_ORIGINAL_AUTHOR, _ORIGINAL_AUTHOR.id == _ORIGINAL.author_id))
 
 
 def _originals_in(rows: Sequence[Any]) -> list[Any]:
@@ -186,6 +196,16 @@ def _originals_in(rows: Sequence[Any]) -> list[Any]:
         return []
     width = len(_KEY_NAMES)
     return [_Keys._make(row[width:2 * width]) for row in rows if row[width] is not None]
+
+
+def _author_versions_in(rows: Sequence[Any]) -> dict[int, Any]:
+    """{actor id: version} of the authors `status_keys_and_originals()` rows carry (none in other rows)."""
+    if not rows or "author_version" not in getattr(rows[0], "_fields", ()):
+        return {}
+    found = {row.author_id: row.author_version for row in rows}
+    found.update((row.original_author_id, row.original_author_version) for row in rows
+                 if row.original_author_id is not None)
+    return found
 
 
 # The batch's statements are built once (building costs more than running them) with these parameters.
@@ -254,19 +274,23 @@ _ACCOUNTS: collections.OrderedDict[tuple[str, int, Any], dict[str, Any]] = colle
 
 
 async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str,
-                        changed: Iterable[int] = ()) -> dict[int, dict[str, Any]]:
+                        changed: Iterable[int] = (), versions: Mapping[int, Any] | None = None
+                        ) -> dict[int, dict[str, Any]]:
     """Account entities by id, each rendered once per version of its actor's row and then taken from a
     cache: a timeline page's authors are mostly the same few neighbours, and reading their whole rows
     (dates, profile fields) and rendering them was a sixth of the page. The entities are shared: do not
     change them (`render_accounts` gives copies). One query when all are cached, two otherwise; one
-    when those that are not cached are among `changed` (rows the caller knows it changed)."""
+    when those that are not cached are among `changed` (rows the caller knows it changed); none for
+    the versions the caller read already (`versions`, {actor id: version}) when all are cached."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
     found: dict[int, dict[str, Any]] = {}
     stale = sorted(wanted.intersection(changed))
     asked = wanted.difference(stale)
-    for actor_id, version in await _run(session, "account_versions", asked) if asked else ():
+    known = [(i, versions[i]) for i in asked if i in versions] if versions else []
+    asked.difference_update(i for i, _ in known)
+    for actor_id, version in [*known, *(await _run(session, "account_versions", asked) if asked else ())]:
         rendered = _ACCOUNTS.get((base_url, actor_id, version))
         if rendered is None:
             stale.append(actor_id)
@@ -347,6 +371,7 @@ class StatusBatch:
         self.tallies: dict[int, dict[int, int]] = {}  # poll id -> choice -> votes
         self.voters: dict[int, int] = {}  # poll id -> distinct voters
         self.own_votes: dict[int, list[int]] = {}  # poll id -> the viewer's choices
+        self.versions: dict[int, Any] = {}  # authors' versions read with the page (`_author_versions_in`)
 
     async def load(self, session: AsyncSession, posts: Sequence[Any]) -> None:
         """Load a page's relations: Post objects, `status_rows()` or `status_keys()` rows, in a few
@@ -356,6 +381,7 @@ class StatusBatch:
             self.posts[post.id] = post
         for original in _originals_in(posts):
             self.posts.setdefault(original.id, original)
+        self.versions = _author_versions_in(posts)
         missing = {p.reblog_of_id for p in posts if p.reblog_of_id and p.reblog_of_id not in self.posts}
         if missing:
             self.posts.update((p.id, p) for p in await _run(session, "post_keys", missing))
@@ -417,7 +443,7 @@ class StatusBatch:
     async def _load_accounts_and_apps(self, session: AsyncSession, changed: Iterable[int] = ()) -> None:
         actor_ids = {p.author_id for p in self.posts.values()}
         actor_ids.update(a for ids in self.mentions.values() for a in ids)
-        self.accounts = await load_accounts(session, actor_ids, self.base_url, changed)
+        self.accounts = await load_accounts(session, actor_ids, self.base_url, changed, self.versions)
         app_ids = {p.application_id for i, p in self.posts.items()
                    if i not in self.cached and p.application_id} - self.apps.keys()
         if app_ids:

@@ -202,6 +202,27 @@ async def test_accounts_are_rendered_once_per_version_of_their_row(rig):
     assert status == 200 and notes[0]["account"]["display_name"] == "Alder du moulin"
 
 
+async def test_a_home_page_asks_its_authors_versions_with_its_statuses(rig):
+    """A home page's authors, the village's and its posts' originals', come with their rows' versions in
+    the page's statement: a warm page of posts that mention no one reads no actor, and a profile changed
+    since shows at once."""
+    await _post(rig, "alder", status="Tondeuse à prêter")
+    home = "/api/v1/timelines/home"
+    await rig.api("birch").get(home)
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        status, page = await rig.api("birch").get(home)
+    assert status == 200 and _alders(page)
+    assert not [s for s in seen if " ".join(s.split()).startswith("SELECT actors.")], seen
+
+    status, _ = await rig.api("alder").patch("/api/v1/accounts/update_credentials",
+                                             data={"display_name": "Alder du moulin"})
+    assert status == 200
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        status, page = await rig.api("birch").get(home)
+    assert {account["display_name"] for account in _alders(page)} == {"Alder du moulin"}
+    assert _full_account_reads(seen) == 1  # alder's row only
+
+
 def _shown(page: list[dict[str, Any]], status_id: str) -> dict[str, Any]:
     """The status on a page, itself or as the original of its village's announce."""
     return next(s["reblog"] or s for s in page if (s["reblog"] or s)["id"] == status_id)
