@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -71,6 +72,12 @@ async def test_a_known_partners_signed_fetch_waits_for_no_writer(rig: Any) -> No
     remote = await add_remote(rig.sessionmaker)
     status, _, _ = await get(rig, "/users/alder", remote.headers("/users/alder"))  # alder's keys made
     assert status == 200
+    status, doc, _ = await _beside_a_held_write_lock(rig, lambda: get(rig, "/users/alder", remote.headers("/users/alder")))
+    assert status == 200 and doc["name"] == "Alder Aulne"
+
+
+async def _beside_a_held_write_lock(rig: Any, fetch: Callable[[], Awaitable[Any]]) -> Any:
+    """What `fetch()` gives while another writer holds SQLite's write lock (a busy commune's posts)."""
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def writer() -> None:
@@ -82,11 +89,10 @@ async def test_a_known_partners_signed_fetch_waits_for_no_writer(rig: Any) -> No
     await holding.wait()
     try:
         async with asyncio.timeout(5):
-            status, doc, _ = await get(rig, "/users/alder", remote.headers("/users/alder"))
+            return await fetch()
     finally:
         release.set()
         await task
-    assert status == 200 and doc["name"] == "Alder Aulne"
 
 
 async def test_a_known_partners_fetch_of_notes_and_outbox_waits_for_no_writer(rig: Any) -> None:
@@ -100,21 +106,11 @@ async def test_a_known_partners_fetch_of_notes_and_outbox_waits_for_no_writer(ri
     paths = [f"/users/alder/statuses/{post_id}", f"/users/alder/statuses/{post_id}/activity", "/users/alder/outbox"]
     status, _, _ = await get(rig, "/users/alder", remote.headers("/users/alder"))  # the signer's key known
     assert status == 200
-    holding, release = asyncio.Event(), asyncio.Event()
 
-    async def writer() -> None:
-        async with write_session(rig.sessionmaker):
-            holding.set()
-            await release.wait()
+    async def fetch_all() -> list[tuple[int, Any, Any]]:
+        return [await get(rig, path, remote.headers(path)) for path in paths]
 
-    task = asyncio.create_task(writer())
-    await holding.wait()
-    try:
-        async with asyncio.timeout(5):
-            answers = [await get(rig, path, remote.headers(path)) for path in paths]
-    finally:
-        release.set()
-        await task
+    answers = await _beside_a_held_write_lock(rig, fetch_all)
     assert [status for status, _, _ in answers] == [200, 200, 200]
     note, create, outbox = (body for _, body, _ in answers)
     assert "Tondeuse" in note["content"] and create["object"]["id"] == note["id"]
