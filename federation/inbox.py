@@ -99,14 +99,13 @@ async def partner_signature(ctx: FederationContext, session: Any, headers: Any,
 
 # One statement for the three reads of an activity whose key is cached: the partner check of the key's
 # host, the key's owner, and whether the activity is stored already.
-_OWNER = Actor.__table__
+_HOST, _OWNER, _ITEMS = Instance.__table__, Actor.__table__, InboxItem.__table__
 _ACCEPT_FACTS = fast(
-    select(Instance.__table__.c.partner, Instance.__table__.c.blocked, _OWNER.c.id, _OWNER.c.uri, _OWNER.c.domain,
+    select(_HOST.c.partner, _HOST.c.blocked, _OWNER.c.id, _OWNER.c.uri, _OWNER.c.domain,
            (_OWNER.c.domain == "").label("local"), _OWNER.c.key_id, _OWNER.c.suspended_at,
-           select(InboxItem.__table__.c.id).where(InboxItem.__table__.c.activity_uri == bindparam("uri"))
-           .scalar_subquery().label("known"))
-    .select_from(Instance.__table__.outerjoin(_OWNER, _OWNER.c.id == bindparam("owner")))
-    .where(Instance.__table__.c.host == bindparam("host")))
+           select(_ITEMS.c.id).where(_ITEMS.c.activity_uri == bindparam("uri")).scalar_subquery().label("known"))
+    .select_from(_HOST.outerjoin(_OWNER, _OWNER.c.id == bindparam("owner")))
+    .where(_HOST.c.host == bindparam("host")))
 
 
 def _now(ctx: FederationContext) -> dt.datetime:

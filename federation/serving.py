@@ -39,7 +39,6 @@ from voisinage.models.village import Village
 from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, verified_key_owner
 from .context import FEDERATION, FederationContext
 from .local_keys import KeysMissing, ensure_local_keys, get_instance_actor, has_keys
-from .partners import host_of, is_partner
 from .signatures import SignatureError, key_id_of, verify_request
 from .to_ap import actor_to_ap, announce_of, create_of
 from .transport import FetchError
@@ -75,18 +74,12 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
     if not is_signed(request):
         return None
     key_id, _ = key_id_of(request.headers)
-    try:
-        host = host_of(key_id)
-    except ValueError:
-        raise SignatureError("keyId is not an http(s) URL") from None
-    if not ctx.is_local_url(key_id) and not await is_partner(session, host):
-        raise NotPartner(f"{host} is not a partner instance")
 
     def check(public_key: Any) -> None:
         verify_request(request.method, request.raw_path, request.headers, body, public_key, now=_now(ctx),
                        scheme=ctx.scheme, expected_host=ctx.domain)
 
-    try:
+    try:  # `public_key_for` checks the partner first: NotPartner before any lookup
         return await verified_key_owner(ctx, session, key_id, check, fetch=fetch)
     except (FetchError, ApParseError, UnknownActor) as exc:
         raise SignatureError(f"cannot use key {key_id[:200]}: {exc}") from None

@@ -394,13 +394,13 @@ async def execute_alone(sessionmaker: async_sessionmaker[AsyncSession], statemen
     were three), elsewhere in a write session."""
     engine = sessionmaker.kw.get("bind")
     if engine is not None and engine.dialect.name == "postgresql":
-        from .pg_fast import PgReadSession
+        from .pg_fast import run_fast
 
-        async with PgReadSession(sessionmaker) as session:
-            rows = await session.run_alone(statement, parameters)
+        async with engine.connect() as connection:
+            rows = await run_fast(connection.sync_connection, statement, parameters, alone=True)
         if rows is not None:
             return list(rows)
-    async with write_session(sessionmaker) as session:
+    async with write_session(sessionmaker) as session:  # also where the statement cannot be sent alone
         return list((await session.execute(statement, parameters)).all())
 
 

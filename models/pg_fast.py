@@ -152,15 +152,6 @@ class PgReadSession:
         rows = await self._fast(statement, params, kwargs)
         return rows if rows is not None else await self._orm().execute(statement, params, **kwargs)
 
-    async def run_alone(self, statement: Any, parameters: dict[str, Any]) -> FastRows | None:
-        """A write marked `fast(..., alone=True)` (`db.execute_alone`), committed by itself; None when it
-        cannot be sent so (the caller runs it in a write session)."""
-        if self._session is not None:
-            raise RuntimeError("run_alone in a read session that has begun an ORM transaction")
-        if self._connection is None:
-            self._connection = await self._engine.connect()
-        return await run_fast(self._connection.sync_connection, statement, parameters, alone=True)
-
     async def scalars(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         rows = await self._fast(statement, params, kwargs)
         return rows.scalars() if rows is not None else await self._orm().scalars(statement, params, **kwargs)
