@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, select, update
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.base import utcnow
-from voisinage.models.db import fast, read_session, retried_when_busy, write_session, writes_on_loop
+from voisinage.models.db import execute_alone, fast, read_session, retried_when_busy, write_session, writes_on_loop
 from voisinage.models.ids import new_id
 from voisinage.models.inbox_item import InboxItem
 from voisinage.models.instance import Instance
@@ -193,16 +193,18 @@ class StoreBatcher:
             rows.setdefault(uri, {"id": new_id(), "activity_uri": uri, "signer_uri": signer.uri, "body": activity,
                                   "state": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now})
         hosts = sorted({signer.domain for _, signer, _ in batch})
+        if not writes_on_loop(self.ctx.sessionmaker):
+            # PostgreSQL: the rows and their hosts' availability in one statement committed by itself, one
+            # round trip (a transaction's BEGIN, INSERT, UPDATE and COMMIT were four)
+            values = {f"{name}_{index}": row[name] for index, row in enumerate(rows.values()) for name in _STORED}
+            return {uri: True for (uri,) in await execute_alone(self.ctx.sessionmaker, _store_many(len(rows)),
+                                                                 {**values, "hosts": hosts})}
         async with write_session(self.ctx.sessionmaker) as session:
-            if writes_on_loop(self.ctx.sessionmaker):
-                # SQLite on the loop: a fast statement per row costs less than building the batch's one
-                stored = {}
-                for row in rows.values():
-                    if (await session.execute(_store_one(), row)).first() is not None:
-                        stored[row["activity_uri"]] = True
-            else:  # PostgreSQL: one statement, one round trip
-                values = {f"{name}_{index}": row[name] for index, row in enumerate(rows.values()) for name in _STORED}
-                stored = {uri: True for uri in await session.scalars(_store_many(len(rows)), values)}
+            # SQLite on the loop: a fast statement per row costs less than building the batch's one
+            stored = {}
+            for row in rows.values():
+                if (await session.execute(_store_one(), row)).first() is not None:
+                    stored[row["activity_uri"]] = True
             await session.execute(_AVAILABLE_AGAIN, {"hosts": hosts})
         return stored
 
@@ -220,23 +222,26 @@ def _store_one() -> Any:
                 .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(table.c.activity_uri))
 
 
-@functools.lru_cache(maxsize=64)
-def _store_many(count: int) -> Any:
-    """PostgreSQL: `count` received activities' rows, those whose uri is not stored yet, in one INSERT
-    (built and compiled once per count: compiling the batch's statement anew was a tenth of the
-    server's main thread under an inbox load). Parameters `{column}_{index}`."""
-    from sqlalchemy.dialects.postgresql import insert
-
-    table = InboxItem.__table__
-    return fast(insert(table).values([{name: bindparam(f"{name}_{index}", type_=table.c[name].type) for name in _STORED}
-                                      for index in range(count)])
-                .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(table.c.activity_uri))
-
-
 # A partner that sends us activities is reachable again.
 _AVAILABLE_AGAIN = fast(update(Instance.__table__).where(
     Instance.__table__.c.host.in_(bindparam("hosts", expanding=True)), Instance.__table__.c.unavailable_since.is_not(None))
     .values(unavailable_since=None, failure_days=[]))
+
+
+@functools.lru_cache(maxsize=64)
+def _store_many(count: int) -> Any:
+    """PostgreSQL: `count` received activities' rows, those whose uri is not stored yet, in one INSERT
+    that also marks their signers' hosts (`hosts`) reachable again (`_AVAILABLE_AGAIN` as a CTE), sent
+    alone. Built and compiled once per count: compiling the batch's statement anew was a tenth of the
+    server's main thread under an inbox load. Parameters `{column}_{index}` and `hosts`."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    table = InboxItem.__table__
+    available_again = _AVAILABLE_AGAIN.cte("available_again")
+    return fast(insert(table).values([{name: bindparam(f"{name}_{index}", type_=table.c[name].type) for name in _STORED}
+                                      for index in range(count)])
+                .on_conflict_do_nothing(index_elements=["activity_uri"]).returning(table.c.activity_uri)
+                .add_cte(available_again), alone=True)
 
 
 async def _is_known_item(session: Any, uri: str) -> bool:

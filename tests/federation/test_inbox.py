@@ -298,13 +298,35 @@ async def test_activities_arriving_together_share_a_transaction_and_each_is_stor
     uris = [item.activity_uri for item in await pair.a.rows(InboxItem)]
     assert len(uris) == len(set(uris)) == 21  # the warm-up and 20 distinct activities
     # Transactions that stored items: on SQLite each begins with our BEGIN (and stores a row per
-    # statement); PostgreSQL's begin implicitly and store a batch with one INSERT.
+    # statement); PostgreSQL stores a batch with one INSERT sent alone.
     transactions: list[list[str]] = [[]]
     for statement in seen:
         if statement.startswith("BEGIN"):
             transactions.append([])
         transactions[-1].append(statement)
-    storing = [t for t in transactions if any(s.startswith("INSERT INTO inbox_items") for s in t)]
+    storing = [t for t in transactions if any("INSERT INTO inbox_items" in s for s in t)]
     if pair.a.app[ENGINE].dialect.name == "postgresql":
-        storing = [s for t in storing for s in t if s.startswith("INSERT INTO inbox_items")]
+        storing = [s for t in storing for s in t if "INSERT INTO inbox_items" in s]
     assert 1 <= len(storing) < 20, len(storing)
+
+
+async def test_an_accepted_activity_marks_its_host_reachable_again(pair: Pair) -> None:
+    """A partner marked unavailable (seven days of failed deliveries) that sends us an activity is
+    reachable again. On PostgreSQL the row and the host's mark are one statement."""
+    from voisinage.models.instance import Instance
+    from voisinage.server.keys import ENGINE
+
+    from ..rig.statements import recorded_statements
+
+    assert await send(pair, create_note(activity_id=f"{B}/first")) == 202  # cedar's key cached
+    async with write_session(pair.a.sessionmaker) as session:
+        b_test = await session.scalar(select(Instance).where(Instance.host == "b.test"))
+        b_test.unavailable_since, b_test.failure_days = utcnow(), ["2026-11-20", "2026-11-21"]
+    with recorded_statements(pair.a.app[ENGINE]) as seen:
+        assert await send(pair, create_note(activity_id=f"{B}/second")) == 202
+    b_test = (await pair.a.rows(Instance, Instance.host == "b.test"))[0]
+    assert b_test.unavailable_since is None and b_test.failure_days == []
+    assert await pair.a.count(InboxItem, InboxItem.activity_uri == f"{B}/second") == 1
+    writes = [s for s in seen if not s.lstrip().upper().startswith(("SELECT", "BEGIN", "COMMIT", "ROLLBACK"))]
+    if pair.a.app[ENGINE].dialect.name == "postgresql":
+        assert len(writes) == 1 and "INSERT INTO inbox_items" in writes[0] and "UPDATE instances" in writes[0], writes
