@@ -251,7 +251,8 @@ async def get_readers(session: AsyncSession, post: Post, among: Iterable[int] | 
 
 
 @functools.lru_cache(maxsize=32)
-def _followers_statement(visibility: str, has_audience: bool) -> Select[tuple[int, bool, bool]]:
+def followers_statement(visibility: str, has_audience: bool) -> Select[tuple[int, bool, bool]]:
+    """`followers_who_see`'s statement, on the parameters of `reader_values` and `r_target`."""
     return fast(select(Follow.follower_id, Follow.show_reblogs, Follow.notify)
                 .join(Actor, Actor.id == Follow.follower_id)
                 .where(Follow.target_id == bindparam("r_target"), Follow.state == ACCEPTED,
@@ -261,5 +262,5 @@ def _followers_statement(visibility: str, has_audience: bool) -> Select[tuple[in
 async def followers_who_see(session: AsyncSession, post: Post, target_id: int) -> list[Any]:
     """The local accepted followers of `target_id` who may see `post`: rows of (follower_id,
     show_reblogs, notify)."""
-    statement = _followers_statement(post.visibility, post.audience_id is not None)
+    statement = followers_statement(post.visibility, post.audience_id is not None)
     return list(await session.execute(statement, {**reader_values(post), "r_target": target_id}))

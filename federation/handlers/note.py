@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from voisinage.models.actor import GROUP, Actor
-from voisinage.models.audience import followers_who_see, get_readers
+from voisinage.models.audience import get_readers
 from voisinage.models.base import utcnow
 from voisinage.models.categories import canonical
 from voisinage.models.counters import add_to_counter
@@ -24,7 +24,7 @@ from voisinage.models.follow import ACCEPTED, Follow
 from voisinage.models.ids import new_id
 from voisinage.models.notification import notify
 from voisinage.models.post import PUBLIC, Mention, Post, PostTag
-from voisinage.models.timeline import add_to_homes
+from voisinage.models.timeline import add_to_homes, followers_into_homes
 from voisinage.models.tombstone import Tombstone
 
 from .. import actors
@@ -180,12 +180,11 @@ async def _fan_in(ictx: InboxContext, post: Post, author: Actor, mentioned: set[
 
     The visibility rule is asked about these candidates only (the author's followers in one statement,
     the few mentioned and the parent's author in another), never about every local actor."""
-    followers = {row.follower_id for row in await followers_who_see(ictx.session, post, author.id)}
     told = set(mentioned)
     if parent is not None:
         told.add(parent.author_id)
     told &= await get_readers(ictx.session, post, among=told) if told else set()
-    await add_to_homes(ictx.session, post.id, post.id, followers | (told & mentioned))
+    await followers_into_homes(ictx.session, post, author.id, also=told & mentioned)
     for recipient in sorted(told):
         await notify(ictx.session, recipient, "mention", author.id, post.id)
 

@@ -15,12 +15,11 @@ from typing import Any
 from sqlalchemy import select
 
 from voisinage.models.actor import Actor
-from voisinage.models.audience import followers_who_see
 from voisinage.models.base import utcnow
 from voisinage.models.counters import add_to_counter
 from voisinage.models.ids import new_id
 from voisinage.models.post import PUBLIC, Post
-from voisinage.models.timeline import add_to_homes
+from voisinage.models.timeline import followers_into_homes
 from voisinage.models.uris import announce_uri
 from voisinage.models.village import Village
 
@@ -63,8 +62,7 @@ async def relay_note(ictx: InboxContext, post: Post, doc: dict[str, Any]) -> Non
     ictx.session.add(boost)
     await ictx.session.flush()
     await add_to_counter(ictx.session, Actor, village.id, "statuses_count", 1)
-    followers = await followers_who_see(ictx.session, boost, village.id)
-    await add_to_homes(ictx.session, boost.id, post.id, {r.follower_id for r in followers if r.show_reblogs})
+    await followers_into_homes(ictx.session, boost, village.id)
     await outbox.publish_relay(ictx.session, ictx.ctx, village, doc, host_of(post.uri), iso(boost.created_at),
                                boost.uri)
 

@@ -25,7 +25,6 @@ from voisinage.models import audience
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import (
     Viewer,
-    followers_who_see,
     get_readers,
     visible_clause,
 )
@@ -53,7 +52,7 @@ from voisinage.models.post import (
 )
 from voisinage.models.resident import Resident
 from voisinage.models.status_edit import StatusEdit
-from voisinage.models.timeline import HomeEntry, add_to_homes, tag_followers_who_see
+from voisinage.models.timeline import HomeEntry, add_to_homes, followers_into_homes, tag_followers_who_see
 from voisinage.models.tombstone import Tombstone
 from voisinage.models.uris import announce_uri, post_uri
 from voisinage.models.village import Village
@@ -353,10 +352,9 @@ async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetim
 
 async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], parent: Post | None) -> set[int]:
     """Home entries and notifications for an original post; the readers whose home got it."""
-    followers = await followers_who_see(session, post, post.author_id)
     mentioned = await get_readers(session, post, mentions)
+    followers = await followers_into_homes(session, post, post.author_id, also={post.author_id, *mentioned})
     owners = {post.author_id, *mentioned, *(row.follower_id for row in followers)}
-    await add_to_homes(session, post.id, post.id, owners)
     for actor_id in mentions:
         if actor_id in mentioned:
             await _notify(session, actor_id, "mention", post.author_id, post.id)
@@ -385,9 +383,7 @@ async def create_village_announce(session: AsyncSession, post: Post, author: Aut
     if village_actor is None:
         return None  # a thread of a partner's village: that village announces it, not us
     announce = await insert_new(session, Post, **_boost_values(post, village_actor))
-    followers = await followers_who_see(session, announce, village_actor.id)
-    await add_to_homes(session, announce.id, post.id, {r.follower_id for r in followers if r.show_reblogs},
-                       have_original=have_post)
+    await followers_into_homes(session, announce, village_actor.id, have_original=have_post)
     await queue_event(session, Event("update", announce.id))
     return announce
 
@@ -432,9 +428,7 @@ async def create_reblog(session: AsyncSession, booster: Actor, post_id: int) -> 
     await session.flush()
     await _count_new_status(session, booster.id, boost.created_at)
     await add_to_counter(session, Post, original.id, "reblogs_count", 1)
-    followers = await followers_who_see(session, boost, booster.id)
-    owners = {booster.id, *(r.follower_id for r in followers if r.show_reblogs)}
-    await add_to_homes(session, boost.id, original.id, owners)
+    await followers_into_homes(session, boost, booster.id, also={booster.id})
     await queue_event(session, Event("update", boost.id))
     await _notify(session, original.author_id, "reblog", booster.id, original.id)
     await federate.boosted(session, boost)

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from voisinage.models.actor import Actor
 from voisinage.models.base import utcnow
 from voisinage.models.db import write_session
+from voisinage.models.follow import Follow
 from voisinage.models.interaction import Favourite
 from voisinage.models.meta import IdempotentResult
 from voisinage.models.notification import Notification
@@ -137,6 +138,38 @@ async def test_a_post_is_in_each_home_once_and_its_announce_asks_no_home_who_has
     assert homes == {rig["alder"].actor_id: [int(body["id"])], rig["birch"].actor_id: [int(body["id"])],
                      rig["dogwood"].actor_id: [int(body["id"])], rig["cedar"].actor_id: [announce.id]}
     assert not [s for s in seen if " ".join(s.split()).startswith("SELECT home_entries.owner_id FROM home_entries")]
+
+
+async def test_a_boost_reaches_followers_who_show_boosts_and_lack_the_original(rig):
+    """A resident's boost goes to the booster's home and their followers' who show boosts
+    (`show_reblogs`) and do not have the original already. On PostgreSQL the followers and their homes
+    are one statement (`timeline.followers_into_homes`), on SQLite the two it replaces."""
+    alder, birch, cedar, dogwood = (rig[name].actor_id for name in ("alder", "birch", "cedar", "dogwood"))
+    await follow(rig, "birch", alder)
+    await follow(rig, "birch", dogwood)  # has the original: never a boost row
+    async with write_session(rig.sessionmaker) as session:
+        session.add(Follow(follower_id=cedar, target_id=dogwood, state="accepted", show_reblogs=False))
+    first = await post(rig, "alder", "Pommes à donner")
+    second = await post(rig, "alder", "Poires à donner")
+    status, _ = await rig.api("dogwood").post(f"/api/v1/statuses/{first['id']}/reblog")
+    assert status == 200
+    async with write_session(rig.sessionmaker) as session:
+        await session.execute(update(Follow).where(Follow.follower_id == cedar).values(show_reblogs=True))
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        status, _ = await rig.api("dogwood").post(f"/api/v1/statuses/{second['id']}/reblog")
+    assert status == 200
+
+    async def homes(shown: str) -> dict[int, bool]:  # reader -> has the post itself (or a boost of it)
+        return {row.owner_id: row.post_id == int(shown)
+                for row in await rig.rows(HomeEntry, HomeEntry.shown_id == int(shown))}
+
+    assert await homes(first["id"]) == {alder: True, birch: True, dogwood: False}
+    assert await homes(second["id"]) == {alder: True, birch: True, dogwood: False, cedar: False}
+    into_homes = [" ".join(s.split()) for s in seen if "INSERT INTO home_entries" in s]
+    assert len(into_homes) == 1, into_homes
+    if rig.app[ENGINE].dialect.name == "postgresql":
+        assert "FROM follows" in into_homes[0]
+        assert not [s for s in seen if " ".join(s.split()).startswith("SELECT follows.follower_id")]
 
 
 async def test_private_and_direct_posts_have_no_announce(rig):
