@@ -354,10 +354,12 @@ async def _signed_get(ctx: FederationContext, session: AsyncSession, url: str, *
 
 
 async def get_remote_actor(ctx: FederationContext, session: AsyncSession, uri: str, *,
-                           refresh: bool = False, loaded: Actor | None = None) -> Actor:
+                           refresh: bool = False, loaded: Actor | None = None, loaded_host_is_partner: bool = False
+                           ) -> Actor:
     """The actor at `uri`: the stored row, or fetched (signed by our instance actor) and stored.
     `loaded` is a stored actor the caller already has (an activity's signer), used when it is the one
-    at `uri` instead of reading it again; the partner check is made all the same.
+    at `uri` instead of reading it again; the partner check is made all the same, unless
+    `loaded_host_is_partner` says the caller found its host a partner in this transaction.
 
     Our own URLs are looked up locally, never fetched. Raises NotPartner (before any request),
     FetchError (transport), ApParseError (unusable document), UnknownActor (unknown local URL).
@@ -365,10 +367,12 @@ async def get_remote_actor(ctx: FederationContext, session: AsyncSession, uri: s
     uri = uri.split("#", 1)[0]
     if ctx.is_local_url(uri):
         return await _local_actor(session, uri)
-    await _require_partner(session, uri)
     if loaded is not None and loaded.uri == uri and loaded.domain:
+        if not loaded_host_is_partner:
+            await _require_partner(session, uri)
         actor: Actor | None = loaded
     else:
+        await _require_partner(session, uri)
         actor = await load_fast(session, Actor, ACTOR_ROW_BY_URI, {"uri": uri})
     if actor is not None and not refresh:
         return actor

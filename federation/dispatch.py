@@ -24,12 +24,15 @@ log = logging.getLogger("voisinage.federation.dispatch")
 
 @dataclass
 class InboxContext:
-    """What a handler gets besides the activity: the federation context, the open write session, and
-    the actor whose key signed the delivery (already checked to be the activity's `actor`)."""
+    """What a handler gets besides the activity: the federation context, the open write session, the
+    actor whose key signed the delivery (already checked to be the activity's `actor`), and whether its
+    host was found a partner, not blocked, in this transaction (read with the signer: checks of the
+    signer's host need not ask again)."""
 
     ctx: FederationContext
     session: AsyncSession
     signer: Actor
+    signer_host_is_partner: bool = False
 
 
 Handler = Callable[[InboxContext, dict[str, Any]], Awaitable[None]]

@@ -14,12 +14,14 @@ import datetime as dt
 import logging
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from voisinage.models.db import fast, write_session, writers_waiting, writes_on_loop
+from voisinage.models.actor import Actor
+from voisinage.models.db import fast, load_fast_with, write_session, writers_waiting, writes_on_loop
 from voisinage.models.events import savepoint
 from voisinage.models.inbox_item import InboxItem
+from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
 
 from . import retry
@@ -27,7 +29,7 @@ from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor
 from .context import FederationContext
 from .delivery import now_of
 from .dispatch import InboxContext, dispatch
-from .handlers.common import get_actor
+from .partners import host_of
 from .transport import FetchError
 
 log = logging.getLogger("voisinage.federation.inbox_worker")
@@ -185,11 +187,25 @@ async def _process_once(ctx: FederationContext, item: Any, *, last: bool, immedi
 
 async def _dispatch_item(ctx: FederationContext, session: Any, item: Any) -> None:
     """Handle the claimed item's activity in `session` and mark the item done there."""
-    signer = await get_actor(session, item.signer_uri)
+    try:
+        host = host_of(item.signer_uri)
+    except ValueError:
+        host = ""
+    signer, row = await load_fast_with(session, Actor, _SIGNER_AND_HOST, {"uri": item.signer_uri, "host": host})
     if signer is None:
         raise ApParseError("the signer is unknown")
-    await dispatch(InboxContext(ctx, session, signer), item.body)
+    partner = bool(row.host_partner) and not row.host_blocked
+    await dispatch(InboxContext(ctx, session, signer, signer_host_is_partner=partner), item.body)
     await session.execute(_ITEM_DONE, {"b_id": item.id})
+
+
+# The signer, and whether its host is a partner not blocked: one statement (the note handler's partner
+# check of its author, the signer, was a second).
+_SIGNER_AND_HOST = fast(
+    select(*Actor.__table__.c, Instance.__table__.c.partner.label("host_partner"),
+           Instance.__table__.c.blocked.label("host_blocked"))
+    .select_from(Actor.__table__.outerjoin(Instance.__table__, Instance.__table__.c.host == bindparam("host")))
+    .where(Actor.__table__.c.uri == bindparam("uri")))
 
 
 # An item's end, a plain statement built once (no ORM row per item).

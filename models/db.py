@@ -494,6 +494,13 @@ async def load_fast(session: Any, model: Any, statement: Any, parameters: dict[s
     return None if row is None else await _instance_of(session, model, row)
 
 
+async def load_fast_with(session: Any, model: Any, statement: Any, parameters: dict[str, Any]) -> tuple[Any, Any]:
+    """`load_fast` of a statement that selects `model`'s columns then others: (the instance, made of the
+    model's columns only, and the row, for the others), or (None, None) when there is no row."""
+    row = (await session.execute(statement, parameters)).first()
+    return (None, None) if row is None else (await _instance_of(session, model, row), row)
+
+
 async def load_all_fast(session: Any, model: Any, statement: Any, parameters: dict[str, Any]) -> list[Any]:
     """Every row of `statement` as `load_fast` gives its first."""
     return [await _instance_of(session, model, row) for row in await session.execute(statement, parameters)]
@@ -509,7 +516,10 @@ async def _instance_of(session: Any, model: Any, row: Any) -> Any:
             return await session.scalar(select(model).where(*(column == getattr(row, column.key)
                                                               for column in mapper.primary_key)))
         return known
-    instance = _transient(model, row._asdict())
+    values = row._asdict()
+    if len(values) > len(model.__table__.c):  # `load_fast_with`: the model's columns come first
+        values = dict(zip(model.__table__.c.keys(), row, strict=False))
+    instance = _transient(model, values)
     make_transient_to_detached(instance)
     sync.add(instance)
     return instance

@@ -118,7 +118,8 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     if known.deleter_uri is not None and known.deleter_uri == parsed.author_uri:
         log.info("note %s was deleted by its author before it arrived: not stored", parsed.uri)
         return None
-    author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri, loaded=ictx.signer)
+    author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri, loaded=ictx.signer,
+                                           loaded_host_is_partner=ictx.signer_host_is_partner)
     groups = await _known_groups(ictx, parsed)
     visibility, group_uri = visibility_of(parsed, author.followers_uri, groups)
     group = await get_actor(ictx.session, group_uri)

@@ -155,6 +155,29 @@ async def test_partner_removed_after_its_key_was_cached_is_401(pair: Pair) -> No
     assert await stored(pair) == before
 
 
+async def test_a_partner_removed_before_its_note_is_handled_gets_nothing_stored(pair: Pair) -> None:
+    """The partner check is made again when a received note is handled: a partner removed in between
+    gets its item failed and nothing stored. While it is a partner, the check comes with the signer's
+    row: handling the note asks no other statement about the signer's host."""
+    from voisinage.server.keys import ENGINE
+
+    from ..rig.statements import recorded_statements
+
+    assert await send(pair, create_note(note_id=f"{B}/users/cedar/statuses/kept")) == 202
+    with recorded_statements(pair.a.app[ENGINE]) as seen:
+        await pair.drain()
+    assert await pair.a.count(Post, Post.uri == f"{B}/users/cedar/statuses/kept") == 1
+    asking_hosts = [s for s in seen if s.lstrip().upper().startswith("SELECT") and " instances" in s]
+    assert len(asking_hosts) == 1 and "JOIN instances" in asking_hosts[0], asking_hosts
+    assert await send(pair, create_note(note_id=f"{B}/users/cedar/statuses/late")) == 202
+    await pair.partner(pair.a, "b.test", on=False)
+    before = await pair.a.count(Post)
+    await pair.drain()
+    assert await pair.a.count(Post) == before
+    (item,) = await pair.a.rows(InboxItem, InboxItem.activity_uri == f"{B}/users/cedar/statuses/late/activity")
+    assert item.state == FAILED and "NotPartner" in (item.last_error or "")
+
+
 async def test_an_activity_signed_with_a_cached_key_is_accepted_with_one_read(pair: Pair) -> None:
     """The partner check, the key's owner and whether the activity is stored already: one statement."""
     from voisinage.server.keys import ENGINE
