@@ -10,9 +10,9 @@ A Delete that arrives before its Create leaves a Tombstone so the Create is not 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import BigInteger, String, bindparam, cast, delete, literal, null, select, union_all
 
 from voisinage.models.actor import GROUP, Actor
 from voisinage.models.audience import get_readers
@@ -88,18 +88,47 @@ async def trusted_note(ictx: InboxContext, obj: Any) -> dict[str, Any] | None:
 # -- storing a note -----------------------------------------------------------------------------
 
 
-async def _known_groups(ictx: InboxContext, parsed: ParsedNote) -> dict[str, str]:
-    """{group uri: followers uri} for the known Group actors this note is addressed to."""
-    wanted = set(parsed.addresses) | ({parsed.audience} if parsed.audience else set())
-    if not wanted:
-        return {}
-    rows = await ictx.session.execute(_GROUPS, {"uris": sorted(wanted), "followers": sorted(wanted)})
-    return {uri: followers or "" for uri, followers in rows}
+class _NoteFacts(NamedTuple):
+    post_id: int | None  # the note is stored already
+    deleter_uri: str | None  # a Delete of it came first
+    groups: dict[str, str]  # {group uri: followers uri} of the known Groups it is addressed to
+    mentioned: dict[str, int]  # {uri: actor id} of the known actors it mentions
 
 
-_GROUPS = fast(select(Actor.uri, Actor.followers_uri).where(
-    Actor.kind == GROUP, Actor.uri.in_(bindparam("uris", expanding=True))
-    | Actor.followers_uri.in_(bindparam("followers", expanding=True))))
+def _addressed(parsed: ParsedNote) -> set[str]:
+    return set(parsed.addresses) | ({parsed.audience} if parsed.audience else set())
+
+
+async def _note_facts(ictx: InboxContext, parsed: ParsedNote) -> _NoteFacts:
+    """What storing a note asks before it writes, in one statement."""
+    wanted = sorted(_addressed(parsed))
+    post_id = deleter_uri = None
+    groups: dict[str, str] = {}
+    mentioned: dict[str, int] = {}
+    for part, actor_id, uri, followers in await ictx.session.execute(_NOTE_FACTS, {
+            "uri": parsed.uri, "groups": wanted, "followers": wanted, "mentions": parsed.mentions}):
+        if part == "p":
+            post_id = actor_id
+        elif part == "d":
+            deleter_uri = uri
+        elif part == "g":
+            groups[uri] = followers or ""
+        else:
+            mentioned[uri] = actor_id
+    return _NoteFacts(post_id, deleter_uri, groups, mentioned)
+
+
+# (part, id, uri, followers uri): "p" the stored post of the note's uri, "d" who deleted it if a Delete
+# came first, "g" the known Groups it is addressed to, "m" the known actors it mentions.
+_NOTE_FACTS = fast(union_all(
+    select(literal("p"), Post.id, cast(null(), String), cast(null(), String)).where(Post.uri == bindparam("uri")),
+    select(literal("d"), cast(null(), BigInteger), Tombstone.deleter_uri, cast(null(), String))
+    .where(Tombstone.uri == bindparam("uri")),
+    select(literal("g"), Actor.id, Actor.uri, Actor.followers_uri).where(
+        Actor.kind == GROUP, Actor.uri.in_(bindparam("groups", expanding=True))
+        | Actor.followers_uri.in_(bindparam("followers", expanding=True))),
+    select(literal("m"), Actor.id, Actor.uri, cast(null(), String))
+    .where(Actor.uri.in_(bindparam("mentions", expanding=True)))))
 
 
 async def _followers_of(ictx: InboxContext, actor_id: int) -> set[int]:
@@ -112,15 +141,17 @@ _FOLLOWERS = fast(select(Follow.follower_id).where(Follow.target_id == bindparam
 async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     """The Post of a trusted note document: the existing row, or a new one with its fan-in."""
     parsed = parse_note(doc)
-    known = (await ictx.session.execute(_KNOWN_OR_DELETED, {"uri": parsed.uri})).one()
-    if known.post_id is not None:
+    facts = await _note_facts(ictx, parsed)
+    if facts.post_id is not None:
         return await get_post(ictx.session, parsed.uri)  # the existing row (rare: most notes are new)
-    if known.deleter_uri is not None and known.deleter_uri == parsed.author_uri:
+    if facts.deleter_uri is not None and facts.deleter_uri == parsed.author_uri:
         log.info("note %s was deleted by its author before it arrived: not stored", parsed.uri)
         return None
     author = await actors.get_remote_actor(ictx.ctx, ictx.session, parsed.author_uri, loaded=ictx.signer,
                                            loaded_host_is_partner=ictx.signer_host_is_partner)
-    groups = await _known_groups(ictx, parsed)
+    groups = facts.groups
+    if author.kind == GROUP and author.uri not in groups and {author.uri, author.followers_uri} & _addressed(parsed):
+        groups = {**groups, author.uri: author.followers_uri or ""}  # a Group fetched just now, to its audience
     visibility, group_uri = visibility_of(parsed, author.followers_uri, groups)
     group = await get_actor(ictx.session, group_uri)
     parent = await get_post(ictx.session, parsed.in_reply_to_uri)
@@ -135,7 +166,7 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     await store_remote_media(ictx.session, post, parsed.attachments)
     if parsed.poll is not None:
         await store_remote_poll(ictx.session, post, parsed.poll)
-    mentioned = await _store_mentions_and_tags(ictx, post, parsed)
+    mentioned = await _store_mentions_and_tags(ictx, post, parsed, facts.mentioned)
     await add_to_counter(ictx.session, Actor, author.id, "statuses_count", 1)
     if parent is not None:
         await add_to_counter(ictx.session, Post, parent.id, "replies_count", 1)
@@ -144,18 +175,11 @@ async def store_note(ictx: InboxContext, doc: dict[str, Any]) -> Post | None:
     return post
 
 
-# The stored post of a note's uri, and who deleted it if a Delete came first: one round trip.
-_KNOWN_OR_DELETED = fast(select(
-    select(Post.id).where(Post.uri == bindparam("uri")).scalar_subquery().label("post_id"),
-    select(Tombstone.deleter_uri).where(Tombstone.uri == bindparam("uri")).scalar_subquery().label("deleter_uri")))
-
-
-async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
-    """The actors a note mentions: known ones, plus up to MAX_RESOLVED_MENTIONS unknown ones fetched
-    from partners (signed); a mention that cannot be fetched is dropped, never the note."""
-    if not uris:
-        return set()
-    known: dict[str, int] = {uri: actor_id for uri, actor_id in await ictx.session.execute(_KNOWN, {"uris": uris})}
+async def _mentioned_ids(ictx: InboxContext, uris: list[str], known: dict[str, int]) -> set[int]:
+    """The actors a note mentions: the `known` ones, plus up to MAX_RESOLVED_MENTIONS unknown ones
+    (stored since, or fetched from partners, signed); a mention that cannot be fetched is dropped,
+    never the note."""
+    known = dict(known)
     unknown = [u for u in uris if u not in known and not ictx.ctx.is_local_url(u)]
     for uri in unknown[:MAX_RESOLVED_MENTIONS]:
         try:
@@ -165,11 +189,9 @@ async def _mentioned_ids(ictx: InboxContext, uris: list[str]) -> set[int]:
     return set(known.values())
 
 
-_KNOWN = fast(select(Actor.uri, Actor.id).where(Actor.uri.in_(bindparam("uris", expanding=True))))
-
-
-async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: ParsedNote) -> set[int]:
-    mentioned = await _mentioned_ids(ictx, parsed.mentions)
+async def _store_mentions_and_tags(ictx: InboxContext, post: Post, parsed: ParsedNote,
+                                   known: dict[str, int]) -> set[int]:
+    mentioned = await _mentioned_ids(ictx, parsed.mentions, known)
     await insert_all(ictx.session, Mention, [{"post_id": post.id, "actor_id": actor_id} for actor_id in mentioned])
     await insert_all(ictx.session, PostTag, [{"post_id": post.id, "name": name, "canonical": canonical(name)[:100]}
                                              for name in dict.fromkeys(n for n in parsed.hashtags if n)])

@@ -304,6 +304,23 @@ async def test_lemmy_style_group_announce_of_a_create_is_stored(pair: Pair) -> N
     assert boost.reblog_of_id == note.id and note.visibility == "public" and note.audience_id == boost.author_id
 
 
+async def test_a_boosted_note_of_a_group_unknown_until_then_is_in_the_groups_audience(pair: Pair) -> None:
+    """A boost of a village's own note, the village (a Group) fetched while storing it: the note is public
+    in the village's audience, as when the village was known before (the known Groups are read before
+    the author is fetched)."""
+    south = f"{B}/villages/south"
+    assert await pair.a.count(Actor, Actor.uri == south) == 0
+    note = {"id": f"{south}/statuses/90", "type": "Note", "attributedTo": south, "content": "<p>Marché</p>",
+            "to": [f"{south}/followers"]}
+    announce = {"id": f"{B}/users/cedar/statuses/91/activity", "type": "Announce", "actor": f"{B}/users/cedar",
+                "object": note, "to": ["https://www.w3.org/ns/activitystreams#Public"]}
+    assert await send(pair, announce) == 202
+    await pair.drain()
+    (village,) = await pair.a.rows(Actor, Actor.uri == south)
+    (stored_note,) = await pair.a.rows(Post, Post.uri == note["id"])
+    assert stored_note.visibility == "public" and stored_note.audience_id == village.id
+
+
 async def test_activities_arriving_together_share_a_transaction_and_each_is_stored_once(pair: Pair) -> None:
     """Group commit: concurrent deliveries are inserted by fewer statements than requests; a repeat
     inside one batch is still one row."""
