@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, bindparam, func, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, bindparam, func, select, type_coerce
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, TimestampMixin, id_column, utcnow
@@ -80,3 +80,13 @@ class Actor(TimestampMixin, Base):
 # An actor's row by its uri, for `db.load_fast`, built once (building a statement costs more than
 # running this one).
 ACTOR_ROW_BY_URI = fast(select(*Actor.__table__.c).where(Actor.uri == bindparam("uri")))
+
+# What an Account entity needs (not the keys, not the profile source): rows of these columns render
+# like Actor objects, without the ORM's cost of building objects nobody changes (`server/api/to_api.py`).
+ACCOUNT_COLUMNS = (Actor.id, Actor.username, Actor.domain, Actor.kind, Actor.uri, Actor.url, Actor.display_name,
+                   Actor.note, Actor.fields, Actor.avatar_url, Actor.header_url, Actor.locked, Actor.discoverable,
+                   Actor.role, Actor.followers_count, Actor.following_count, Actor.statuses_count,
+                   Actor.last_status_at, Actor.created_at)
+# An actor row's version: its `updated_at`, which every change of the row sets (`onupdate`, and the
+# counters' fast updates set it too: models/counters.py), as the database returns it (no conversion).
+ACCOUNT_VERSION = type_coerce(Actor.updated_at, String).label("version")

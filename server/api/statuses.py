@@ -181,7 +181,8 @@ async def _render_created(request: web.Request, created: posting.Created) -> web
     """Answer a post just created from what its creation stored: only its accounts are read, after the
     commit (GET /api/v1/statuses/:id gives the same entity; a test compares them)."""
     batch = StatusBatch(_base_url(request), created.viewer)
-    batch.add_created(created.post, created.mentions, created.tags, created.media, created.poll, created.app)
+    batch.add_created(created.post, created.mentions, created.tags, created.media, created.poll, created.app,
+                      created.author)
     async with read_session(request.app[SESSIONMAKER]) as session:
         await batch.load_created(session)
     return json_response(batch.render(created.post))

@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, String, bindparam, cast, func, literal, null,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from voisinage.models.actor import GROUP, Actor
+from voisinage.models.actor import ACCOUNT_COLUMNS, ACCOUNT_VERSION, GROUP, Actor
 from voisinage.models.audience import Viewer
 from voisinage.models.bookmark import Bookmark
 from voisinage.models.db import fast
@@ -131,12 +131,6 @@ def _strip_tags(text: str) -> str:
     return re.sub(r"<[^>]+>", "", text)
 
 
-# What an Account entity needs (not the keys, not the profile source): rows of these columns render
-# like Actor objects, without the ORM's cost of building objects nobody changes.
-ACCOUNT_COLUMNS = (Actor.id, Actor.username, Actor.domain, Actor.kind, Actor.uri, Actor.url, Actor.display_name,
-                   Actor.note, Actor.fields, Actor.avatar_url, Actor.header_url, Actor.locked, Actor.discoverable,
-                   Actor.role, Actor.followers_count, Actor.following_count, Actor.statuses_count,
-                   Actor.last_status_at, Actor.created_at)
 # A post row's version: its `edited_at` (null until an edit, which sets it), as the database returns it.
 _POST_VERSION = type_coerce(Post.edited_at, String).label("version")
 # What a Status entity needs of a post row (not `source`, which only edits read), and the version.
@@ -266,9 +260,7 @@ async def load_posts(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any
     return {p.id: p for p in await _run(session, "posts", wanted)}
 
 
-# An actor row's version: its `updated_at`, which every change of the row sets (`onupdate`, and the
-# counters' fast updates set it too: models/counters.py), as the database returns it (no conversion).
-_VERSION = type_coerce(Actor.updated_at, String).label("version")
+_VERSION = ACCOUNT_VERSION
 ACCOUNT_CACHE_SIZE = 2048  # rendered accounts kept, the least recently used dropped first
 _ACCOUNTS: collections.OrderedDict[tuple[str, int, Any], dict[str, Any]] = collections.OrderedDict()
 
@@ -299,10 +291,16 @@ async def load_accounts(session: AsyncSession, ids: Iterable[int], base_url: str
             found[actor_id] = rendered
     if stale:
         for row in await _run(session, "accounts", stale):
-            found[row.id] = _ACCOUNTS[(base_url, row.id, row.version)] = account_to_api(row, base_url)
-        while len(_ACCOUNTS) > ACCOUNT_CACHE_SIZE:
-            _ACCOUNTS.popitem(last=False)
+            found[row.id] = _remember_account(row, base_url)
     return found
+
+
+def _remember_account(row: Any, base_url: str) -> dict[str, Any]:
+    """The Account entity of a row of ACCOUNT_COLUMNS and ACCOUNT_VERSION, kept in the cache."""
+    rendered = _ACCOUNTS[(base_url, row.id, row.version)] = account_to_api(row, base_url)
+    while len(_ACCOUNTS) > ACCOUNT_CACHE_SIZE:
+        _ACCOUNTS.popitem(last=False)
+    return rendered
 
 
 async def render_accounts(session: AsyncSession, ids: Sequence[int], base_url: str) -> list[dict[str, Any]]:
@@ -418,12 +416,16 @@ class StatusBatch:
                 _STATUSES.popitem(last=False)
 
     def add_created(self, post: Post, mentions: Iterable[int], tags: Iterable[str],
-                    media: Sequence[MediaAttachment], poll: Poll | None, app: Any) -> None:
-        """A post the viewer has just created, with the relations its creation stored and its application
-        (`id`, `name`, `website`; None): `load_created` then reads only its accounts, where `load` would
+                    media: Sequence[MediaAttachment], poll: Poll | None, app: Any, author: Any = None) -> None:
+        """A post the viewer has just created, with the relations its creation stored, its application
+        (`id`, `name`, `website`; None) and its author's row as the post left it (ACCOUNT_COLUMNS and
+        ACCOUNT_VERSION; None): `load_created` then reads only the accounts it lacks, where `load` would
         read the rest back too. Nobody has bookmarked, pinned, favourited, boosted or voted in it yet,
         and its counts are zero."""
         self.posts[post.id] = post
+        if author is not None:
+            _remember_account(author, self.base_url)
+            self.versions[author.id] = author.version
         if app is not None:
             self.apps[app.id] = app
         if mentions:
@@ -437,8 +439,10 @@ class StatusBatch:
 
     async def load_created(self, session: AsyncSession) -> None:
         """Load what the posts of `add_created` need besides what their creation stored. Their authors'
-        rows changed with them (`statuses_count`): read without asking their version first."""
-        await self._load_accounts_and_apps(session, changed={p.author_id for p in self.posts.values()})
+        rows changed with them (`statuses_count`): read without asking their version first, unless
+        given."""
+        await self._load_accounts_and_apps(session, changed={p.author_id for p in self.posts.values()
+                                                             if p.author_id not in self.versions})
 
     async def _load_accounts_and_apps(self, session: AsyncSession, changed: Iterable[int] = ()) -> None:
         actor_ids = {p.author_id for p in self.posts.values()}

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from voisinage.models import audience
-from voisinage.models.actor import GROUP, Actor
+from voisinage.models.actor import ACCOUNT_COLUMNS, ACCOUNT_VERSION, GROUP, Actor
 from voisinage.models.audience import (
     Viewer,
     get_readers,
@@ -223,6 +223,7 @@ class Created:
     media: list[MediaAttachment]
     poll: Poll | None
     app: PostingApp | None
+    author: Any  # the author's row after the post (`_AUTHOR_ACCOUNT`), for its Account in the answer
 
 
 class PostingApp(NamedTuple):
@@ -287,13 +288,16 @@ async def create_post(session: AsyncSession, author: Author, new: NewPost, site:
     # rows of one UPDATE are locked in the order PostgreSQL finds them, which moves as rows are
     # updated, and a first federated post locks the author's then the village's row (their keys);
     # posts locking the two in either order deadlocked.
-    await _count_new_status(session, author.id, post.created_at)
+    account = await _count_new_status(session, author.id, post.created_at, returning=_AUTHOR_ACCOUNT)
     if announce is not None:
         await _count_new_status(session, announce.author_id, announce.created_at)
     if parent is not None:
         await add_to_counter(session, Post, parent.id, "replies_count", 1)
     app = PostingApp(author.app_id, author.app_name, author.app_website) if author.app_id is not None else None
-    return Created(post, viewer, rendered.mentions, _stored_tags(rendered.tags), media, poll, app)
+    return Created(post, viewer, rendered.mentions, _stored_tags(rendered.tags), media, poll, app, account)
+
+
+_AUTHOR_ACCOUNT = (*ACCOUNT_COLUMNS, ACCOUNT_VERSION)  # the author's row as its post left it, for the answer
 
 
 async def _attachable(session: AsyncSession, actor_id: int, media_ids: Sequence[int]) -> list[MediaAttachment]:
@@ -346,8 +350,9 @@ def _stored_tags(tags: list[str]) -> list[str]:
     return [name[:MAX_TAG_LENGTH] for name in tags]
 
 
-async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetime) -> None:
-    await add_to_counter(session, Actor, actor_id, "statuses_count", 1, last_status_at=at)
+async def _count_new_status(session: AsyncSession, actor_id: int, at: dt.datetime,
+                            returning: tuple[Any, ...] = ()) -> Any:
+    return await add_to_counter(session, Actor, actor_id, "statuses_count", 1, returning, last_status_at=at)
 
 
 async def _fan_out_post(session: AsyncSession, post: Post, mentions: list[int], parent: Post | None) -> set[int]:

@@ -78,6 +78,20 @@ async def test_a_posts_counters_are_its_last_statements(rig):
     assert (await one_post(rig, parent["id"])).replies_count == 1
 
 
+async def test_a_new_posts_answer_takes_its_author_from_the_counters_update(rig):
+    """The author's row comes back from the post's `statuses_count` UPDATE (RETURNING): a post that
+    mentions no one reads no account after its commit, and its account shows the new count."""
+    await post(rig, "alder", "Premier")
+    with recorded_statements(rig.app[ENGINE]) as seen:
+        body = await post(rig, "alder", "Deuxième")
+    assert body["account"]["statuses_count"] == 2 and body["account"]["id"] == str(rig["alder"].actor_id)
+    assert body["account"]["last_status_at"] is not None
+    reads = [" ".join(s.split()) for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert not [s for s in reads if s.startswith("SELECT actors.id, actors.username")], reads
+    status, shown = await rig.api("alder").get(f"/api/v1/statuses/{body['id']}")
+    assert status == 200 and shown["account"] == body["account"]
+
+
 async def test_a_new_posts_answer_is_the_status_read_back(rig):
     """POST answers from what posting stored instead of reading the post back: it must be the entity
     GET gives, whatever the post carries (mentions out of id order, tags, a long tag cut to its stored
