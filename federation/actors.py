@@ -18,7 +18,6 @@ HTML cleaned by the one allow-list, and `attachment` PropertyValues become the a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -37,11 +36,13 @@ from .context import FederationContext
 from .keys import KeyFormatError, load_public, multikey_to_public
 from .local_keys import get_instance_actor, signer_for
 from .partners import host_of, is_partner
-from .signatures import SignatureError
+from .signatures import SignatureError, verify_request
 from .vocab import ACTOR_TYPES, as_list, get_id, types_of
 from .webfinger import lookup_actor_uri
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .keys import PublicKey
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "RemoteActorFields",
     "Signer",
     "UnknownActor",
+    "check_request_signature",
     "clean_text",
     "get_remote_actor",
     "parse_actor",
@@ -463,16 +465,24 @@ def may_refetch_key(ctx: FederationContext, key_id: str) -> bool:
     return True
 
 
-async def verified_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str,
-                             check: Callable[[Any], None], *, fetch: bool = True) -> Actor:
-    """The owner of `key_id` (`public_key_for`) when its key passes `check` (which raises SignatureError).
-    A remote key that fails is fetched again once, the peer may have rotated it, at most once a minute
-    per key (`may_refetch_key`). The inbox and authorized fetch both verify this way. Raises what
-    `public_key_for` raises, and SignatureError; with `fetch=False`, NeedsFetch where a fetch would be
-    needed (the key is unknown, or did not verify), and nothing is written."""
+def check_request_signature(ctx: FederationContext, request: web.Request, body: bytes, key: Any) -> None:
+    """`signatures.verify_request` of a request made to us: its raw path, our domain as its Host, the
+    context's clock. Raises SignatureError."""
+    verify_request(request.method, request.raw_path, request.headers, body, key,
+                   now=dt.datetime.fromtimestamp(ctx.clock(), dt.UTC), scheme=ctx.scheme, expected_host=ctx.domain)
+
+
+async def verified_key_owner(ctx: FederationContext, session: AsyncSession, key_id: str, request: web.Request,
+                             body: bytes, *, fetch: bool = True) -> Actor:
+    """The owner of `key_id` (`public_key_for`) when its key verifies `request` and `body`
+    (`check_request_signature`). A remote key that fails is fetched again once, the peer may have
+    rotated it, at most once a minute per key (`may_refetch_key`). The inbox and authorized fetch both
+    verify this way. Raises what `public_key_for` raises, and SignatureError; with `fetch=False`,
+    NeedsFetch where a fetch would be needed (the key is unknown, or did not verify), and nothing is
+    written."""
     actor, key = await public_key_for(ctx, session, key_id, fetch=fetch)
     try:
-        check(key)
+        check_request_signature(ctx, request, body, key)
         return actor
     except SignatureError:
         if actor.local:
@@ -482,7 +492,7 @@ async def verified_key_owner(ctx: FederationContext, session: AsyncSession, key_
         if not may_refetch_key(ctx, key_id):
             raise
     actor, key = await public_key_for(ctx, session, key_id, refresh=True)
-    check(key)
+    check_request_signature(ctx, request, body, key)
     return actor
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
 from typing import Any
@@ -108,25 +107,16 @@ _ACCEPT_FACTS = fast(
     .where(_HOST.c.host == bindparam("host")))
 
 
-def _now(ctx: FederationContext) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
-
-
 async def verified_signer(ctx: FederationContext, session: Any, request: web.Request, key_id: str,
                           body: bytes) -> actors.Signer:
     """The actor whose key signed this request (`actors.verified_key_owner`: a key that fails is
     fetched again once, at most once a minute); 401 otherwise."""
     try:
-        return await actors.verified_key_owner(ctx, session, key_id, lambda key: _verify(ctx, request, body, key))
+        return await actors.verified_key_owner(ctx, session, key_id, request, body)
     except signatures.SignatureError as exc:
         raise Refused(401, f"signature: {exc}") from None
     except (actors.NotPartner, actors.ApParseError, actors.UnknownActor, FetchError) as exc:
         raise Refused(401, f"key {key_id[:200]}: {exc}") from None
-
-
-def _verify(ctx: FederationContext, request: web.Request, body: bytes, key: Any) -> None:
-    signatures.verify_request(request.method, request.raw_path, request.headers, body, key,
-                              now=_now(ctx), scheme=ctx.scheme, expected_host=ctx.domain)
 
 
 def check_origin(activity: dict[str, Any], signer: actors.Signer) -> None:
@@ -269,7 +259,7 @@ async def _verify_and_store(ctx: FederationContext, request: web.Request, body: 
     signer = None
     if key is not None:
         with contextlib.suppress(signatures.SignatureError):  # the peer may have a new key: looked up below
-            _verify(ctx, request, body, key)
+            actors.check_request_signature(ctx, request, body, key)
             signer = facts
     if signer is not None:
         skip = _nothing_to_store(activity, signer, known=facts.known is not None)

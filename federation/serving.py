@@ -19,7 +19,6 @@ There are no public HTML profiles: a request that does not accept ActivityPub JS
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -39,7 +38,7 @@ from voisinage.models.village import Village
 from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, verified_key_owner
 from .context import FEDERATION, FederationContext
 from .local_keys import KeysMissing, ensure_local_keys, get_instance_actor, has_keys
-from .signatures import SignatureError, key_id_of, verify_request
+from .signatures import SignatureError, key_id_of
 from .to_ap import actor_to_ap, announce_of, create_of
 from .transport import FetchError
 from .vocab import AP_CONTENT_TYPES, AP_RESPONSE_TYPE
@@ -56,10 +55,6 @@ def is_signed(request: web.Request) -> bool:
     return "Signature" in request.headers or "Signature-Input" in request.headers
 
 
-def _now(ctx: FederationContext) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
-
-
 async def verify_signed_request(ctx: FederationContext, session: AsyncSession, request: web.Request, *,
                                 body: bytes = b"", fetch: bool = True) -> Actor | None:
     """The actor whose key signed `request`; None when the request is not signed at all.
@@ -74,13 +69,8 @@ async def verify_signed_request(ctx: FederationContext, session: AsyncSession, r
     if not is_signed(request):
         return None
     key_id, _ = key_id_of(request.headers)
-
-    def check(public_key: Any) -> None:
-        verify_request(request.method, request.raw_path, request.headers, body, public_key, now=_now(ctx),
-                       scheme=ctx.scheme, expected_host=ctx.domain)
-
     try:  # `public_key_for` checks the partner first: NotPartner before any lookup
-        return await verified_key_owner(ctx, session, key_id, check, fetch=fetch)
+        return await verified_key_owner(ctx, session, key_id, request, body, fetch=fetch)
     except (FetchError, ApParseError, UnknownActor) as exc:
         raise SignatureError(f"cannot use key {key_id[:200]}: {exc}") from None
 

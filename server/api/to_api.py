@@ -216,9 +216,9 @@ def _statement(name: str) -> Any:
 
 def _build_statement(name: str) -> Any:
     if name == "account_versions":
-        return select(Actor.id, _VERSION).where(Actor.id.in_(IDS))
+        return select(Actor.id, ACCOUNT_VERSION).where(Actor.id.in_(IDS))
     if name == "accounts":
-        return select(*ACCOUNT_COLUMNS, _VERSION).where(Actor.id.in_(IDS))
+        return select(*ACCOUNT_COLUMNS, ACCOUNT_VERSION).where(Actor.id.in_(IDS))
     if name == "posts":
         return status_rows().where(Post.id.in_(IDS))
     if name == "post_keys":
@@ -260,7 +260,6 @@ async def load_posts(session: AsyncSession, ids: Iterable[int]) -> dict[int, Any
     return {p.id: p for p in await _run(session, "posts", wanted)}
 
 
-_VERSION = ACCOUNT_VERSION
 ACCOUNT_CACHE_SIZE = 2048  # rendered accounts kept, the least recently used dropped first
 _ACCOUNTS: collections.OrderedDict[tuple[str, int, Any], dict[str, Any]] = collections.OrderedDict()
 
