@@ -76,12 +76,5 @@ def types_of(obj: Any) -> set[str]:
     return {t for t in as_list(obj.get("type")) if isinstance(t, str)}
 
 
-def addressed_to(activity: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for key in ("to", "cc", "bto", "bcc", "audience"):
-        found.update(ids(activity.get(key)))
-    return found
-
-
 def is_public(addresses: Iterable[str]) -> bool:
     return any(a in PUBLIC_ALIASES for a in addresses)

@@ -15,14 +15,8 @@ ALLOWED_CLASSES = {"a": {"mention", "hashtag", "u-url", "h-card", "invisible", "
 # Built once: nh3.clean builds its allow-list from these sets at every call (20 us a post against 6).
 _CLEANER = nh3.Cleaner(tags=TAGS, attributes=ATTRIBUTES, url_schemes=URL_SCHEMES,
                        link_rel="nofollow noopener noreferrer", allowed_classes=ALLOWED_CLASSES, strip_comments=True)
-_TEXT_ONLY = nh3.Cleaner(tags=set())
 
 
 def sanitize(html: str) -> str:
     """Strip everything but text markup; links get rel="nofollow noopener noreferrer" and open safely."""
     return _CLEANER.clean(html)
-
-
-def to_plain(html: str) -> str:
-    """Text of an HTML fragment (for search and notifications)."""
-    return _TEXT_ONLY.clean(html.replace("</p>", "</p>\n").replace("<br>", "\n"))

@@ -56,13 +56,3 @@ def id_at(timestamp: float, serial: int = 0) -> int:
     """An id for a moment in the past (seeding, imported objects): unique for distinct `serial`s."""
     ms = int(timestamp * 1000)
     return (ms << _LOW_BITS) | (_generator.node << _SEQ_BITS) | (serial & ((1 << _SEQ_BITS) - 1))
-
-
-def id_floor(timestamp: float) -> int:
-    """The smallest id minted at `timestamp`: for time-based paging."""
-    return int(timestamp * 1000) << _LOW_BITS
-
-
-def id_time(value: int) -> float:
-    """The Unix time an id was minted at."""
-    return (value >> _LOW_BITS) / 1000.0

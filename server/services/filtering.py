@@ -149,8 +149,3 @@ def exclusive_members(owner_id: int) -> Any:
     """SELECT of the accounts in the owner's exclusive lists: their posts stay out of the owner's home."""
     return (select(ListMember.actor_id).join(UserList, UserList.id == ListMember.list_id)
             .where(UserList.owner_id == owner_id, UserList.exclusive.is_(True)))
-
-
-async def exclusive_member_ids(session: AsyncSession, owner_id: int) -> set[int]:
-    """The accounts of `exclusive_members`, as a set."""
-    return set(await session.scalars(exclusive_members(owner_id)))

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voisinage.models.actor import PERSON, Actor
@@ -138,7 +138,3 @@ async def register_resident(session: AsyncSession, base_url: str, form: NewResid
     await add_to_counter(session, Actor, village_actor.id, "followers_count", 1)
     await session.flush()
     return actor
-
-
-async def count_residents(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(Resident)) or 0)

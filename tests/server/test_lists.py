@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from voisinage.models.lists import ListMember, UserList
-from voisinage.server.services.filtering import exclusive_member_ids
+from voisinage.server.services.filtering import exclusive_members
 
 from .test_visibility import post
 
@@ -131,7 +131,7 @@ async def test_replies_policy(rig):
     assert reply_stranger["id"] not in await shown("followed")
 
 
-async def test_exclusive_member_ids(rig):
+async def test_exclusive_members(rig):
     await follow(rig, "alder", "birch")
     await follow(rig, "alder", "cedar")
     exclusive = await make_list(rig, "alder", exclusive=True)
@@ -140,5 +140,5 @@ async def test_exclusive_member_ids(rig):
     await api.post(f"/api/v1/lists/{exclusive['id']}/accounts", json={"account_ids": [rig["birch"].id]})
     await api.post(f"/api/v1/lists/{normal['id']}/accounts", json={"account_ids": [rig["cedar"].id]})
     async with rig.sessionmaker() as session:
-        assert await exclusive_member_ids(session, rig["alder"].actor_id) == {rig["birch"].actor_id}
-        assert await exclusive_member_ids(session, rig["cedar"].actor_id) == set()
+        assert set(await session.scalars(exclusive_members(rig["alder"].actor_id))) == {rig["birch"].actor_id}
+        assert set(await session.scalars(exclusive_members(rig["cedar"].actor_id))) == set()
