@@ -147,11 +147,13 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class WriterLock(asyncio.Lock):
-    """asyncio's lock (first come, first served), knowing how many writers wait for it."""
+    """asyncio's lock (first come, first served), knowing how many writers wait for it, and holding the
+    write transaction its last holder left open for them (`write_session`'s group commit)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.waiting = 0
+        self.group: _Group | None = None
 
     async def acquire(self) -> Literal[True]:
         self.waiting += 1
@@ -159,6 +161,11 @@ class WriterLock(asyncio.Lock):
             return await super().acquire()
         finally:
             self.waiting -= 1
+            if self.group is not None and not self.locked() and not self.waiting:
+                # the writer the transaction was left to gave up waiting (cancelled), and no other
+                # waits: commit it for the writers that wait for that commit
+                group, self.group = self.group, None
+                group.commit(None)
 
 
 def writers_waiting(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
@@ -213,7 +220,9 @@ async def write_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
     On a SQLite file it is a `LoopSession`: this process's writers already queue on an asyncio lock, so
     once the write lock is taken nothing in the transaction can wait, and its statements run on the
     event loop's thread. Taking the lock does not block the loop: while another process (the command
-    line) writes, the writer sleeps and tries again, for up to BUSY_SECONDS."""
+    line) writes, the writer sleeps and tries again, for up to BUSY_SECONDS. Writers that queue
+    together share a transaction and its commit (`_Group`); each returns once it is committed, and
+    `commit()` inside one only flushes."""
     lock = _writer_lock(sessionmaker)
     engine = sessionmaker.kw.get("bind")
     writer = loop_engine(engine, "writer") if lock is not None else None
@@ -227,17 +236,133 @@ async def write_session(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
                 await session.rollback()
                 raise
         return
-    async with lock:
-        session = LoopSession(writer, sessionmaker.kw.get("info"))
+    await lock.acquire()
+    group, lock.group = lock.group, None
+    if group is None:
+        opened = LoopSession(writer, sessionmaker.kw.get("info"))
+        opened.grouped = True
         try:
-            await session.begin_immediate()
-            yield session  # type: ignore[misc]  # the awaitable interface of an AsyncSession
-            await session.commit()
+            await opened.begin_immediate()
         except BaseException:
-            await session.rollback()
+            opened.sync_session.close()
+            lock.release()
             raise
+        group = _Group(opened)
+    member: _Member | None = None
+    try:
+        member = _Member(group)
+        yield group.session  # type: ignore[misc]  # the awaitable interface of an AsyncSession
+        member.done()
+    except BaseException as exc:
+        if member is not None and member.roll_back():  # its own work undone, the others' kept
+            await group.finish(lock, waits=False)
+        else:  # the group's first writer (nobody joined it yet), or its SAVEPOINT failed
+            group.abort(exc)
+            lock.release()
+        raise
+    await group.finish(lock, waits=True)
+
+
+GROUP_MOST = 16  # writers whose work one commit may carry
+
+
+class _Group:
+    """A SQLite write transaction shared by this process's writers that queue for the write lock
+    together (group commit). They run one after another, each alone, as before; the one that finds
+    nobody waiting commits for all, and each leaves `write_session` once that commit is made. The
+    commit writes each page the writers touched once (the posts' indexes, a village's row, the pages
+    of home rows they share), where each wrote them again, and SQLite's BEGIN and COMMIT are paid once.
+    Every writer but the first works in a SAVEPOINT: its failure undoes its own work only."""
+
+    def __init__(self, session: LoopSession) -> None:
+        self.session = session
+        self.members = 0
+        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def finish(self, lock: WriterLock, *, waits: bool) -> None:
+        """Holding the lock: leave the transaction to the next writer if one waits, else commit it;
+        with `waits`, return once it is committed (raise what the commit raised)."""
+        if self.members < GROUP_MOST:
+            try:
+                await asyncio.sleep(0)  # the writers ready to write queue behind us meanwhile
+            except BaseException:  # cancelled: still the one to commit
+                self.commit(lock)
+                raise
+            if lock.waiting:
+                lock.group = self
+                lock.release()
+                if waits:
+                    await asyncio.shield(self.committed)
+                return
+        self.commit(lock)
+        if waits:
+            self.committed.result()
+
+    def commit(self, lock: WriterLock | None) -> None:
+        """Commit and close, then release the lock; a failure is given to every waiting writer."""
+        session = self.session.sync_session
+        try:
+            _refresh_expired(session)
+            session.commit()
+        except Exception as exc:
+            self.abort(exc)
+        else:
+            self.committed.set_result(None)
+            session.close()
         finally:
-            await session.close()
+            if lock is not None:
+                lock.release()
+
+    def abort(self, exc: BaseException) -> None:
+        """Roll back and close; the writers waiting for the commit raise `exc`."""
+        session = self.session.sync_session
+        with contextlib.suppress(Exception):
+            session.rollback()
+        session.close()
+        if not self.committed.done():
+            self.committed.set_exception(exc)
+            self.committed.exception()  # retrieved: each waiting writer raises it itself
+
+
+def _refresh_expired(session: Session) -> None:
+    """Load again the objects a writer of the group expired (a SAVEPOINT rolled back, `expire_all`):
+    another writer holding one would find it empty and detached once the session is closed."""
+    for instance in list(session.identity_map.values()):
+        if inspect(instance).expired_attributes:
+            with contextlib.suppress(Exception):
+                session.refresh(instance)
+
+
+class _Member:
+    """One writer's part of a group's transaction: a SAVEPOINT unless it is the first, and the live
+    events it queued (dropped with its work)."""
+
+    def __init__(self, group: _Group) -> None:
+        from .events import pending_events
+
+        self.group = group
+        session = group.session.sync_session
+        self.events = pending_events(group.session)
+        self.mark = len(self.events)
+        self.savepoint = session.begin_nested() if group.members else None
+        group.members += 1
+
+    def done(self) -> None:
+        if self.savepoint is None:
+            self.group.session.sync_session.flush()
+        else:
+            self.savepoint.commit()
+
+    def roll_back(self) -> bool:
+        """Undo this writer's work alone; False when it cannot (the first writer has no SAVEPOINT)."""
+        if self.savepoint is None:
+            return False
+        try:
+            self.savepoint.rollback()
+        except Exception:
+            return False
+        del self.events[self.mark:]
+        return True
 
 
 class _LoopConnection:
@@ -285,6 +410,7 @@ class LoopSession(_LoopConnection):
         self.bind = engine
         self._transaction: Any = None  # the session's transaction when `_opened` was asked of it
         self._opened: Connection | None = None
+        self.grouped = False  # a `write_session`'s: its commit is the group's
 
     @property
     def info(self) -> dict[str, Any]:
@@ -357,6 +483,9 @@ class LoopSession(_LoopConnection):
             yield savepoint
 
     async def commit(self) -> None:
+        if self.grouped:  # a writer's work is committed with its group's, by `write_session`
+            self.sync_session.flush()
+            return
         self.sync_session.commit()
 
     async def rollback(self) -> None:

@@ -153,6 +153,11 @@ async def queue_event(session: AsyncSession, event: Event) -> None:
         session.sync_session.info.setdefault(_PENDING, []).append(event)
 
 
+def pending_events(session: Any) -> list[Any]:
+    """The events this session's transaction will send at its commit (a list to append to)."""
+    return session.sync_session.info.setdefault(_PENDING, [])  # type: ignore[no-any-return]
+
+
 @contextlib.asynccontextmanager
 async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
     """A SAVEPOINT (`begin_nested`) whose rollback also drops the events queued inside it."""

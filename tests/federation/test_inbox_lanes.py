@@ -334,8 +334,9 @@ async def test_an_item_fetches_what_it_needs_between_its_tries_with_nothing_held
 
 async def test_on_sqlite_the_shared_transaction_ends_for_a_writer_that_waits(rig, monkeypatch):
     """SQLite: the inbox's requests store what arrives through the write lock: a writer that comes to
-    wait for it gets it after the item at hand, not after the batch's whole transaction, and the items
-    after go on in a new transaction."""
+    wait for it gets it after the item at hand, not after the batch's whole transaction (it joins that
+    transaction, whose commit carries both: `write_session`'s group commit), and the items after go on
+    in a new transaction."""
     if not db.writes_on_loop(rig.sessionmaker):
         pytest.skip("PostgreSQL handles each item in its own transaction")
     order = await _fill(rig)
@@ -362,7 +363,7 @@ async def test_on_sqlite_the_shared_transaction_ends_for_a_writer_that_waits(rig
     names = [name for name, _ in ran]
     assert names.index("writer") == 2  # right after the item at hand
     sessions = [id(session) for _, session in ran]
-    assert sessions[0] == sessions[1] != sessions[2]
+    assert sessions[0] == sessions[1] == sessions[2]
     assert len(set(sessions[3:])) == 1 and sessions[3] not in sessions[:3]
     assert await rig.count(InboxItem, InboxItem.state == DONE) == len(order)
     assert [row.value for row in await rig.rows(MetaValue, MetaValue.key == "another writer")] == ["got in"]
