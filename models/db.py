@@ -489,10 +489,13 @@ class LoopSession(_LoopConnection):
         self.sync_session.commit()
 
     async def rollback(self) -> None:
+        if self.grouped:  # it would undo the other writers' work too
+            raise RuntimeError("a write_session is rolled back by raising out of it")
         self.sync_session.rollback()
 
     async def close(self) -> None:
-        self.sync_session.close()
+        if not self.grouped:  # a write_session's is closed by its group, after the commit
+            self.sync_session.close()
 
 
 # --- the fast read path --------------------------------------------------------------------------

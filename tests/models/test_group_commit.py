@@ -181,3 +181,23 @@ async def test_a_writer_cancelled_when_the_transaction_is_left_to_it_does_not_ho
     assert _stored(path, "left-") == {"left-first"}
     async with db.write_session(sessionmaker) as session:  # the lock is free
         assert (await session.execute(select(MetaValue.key).where(MetaValue.key == "left-first"))).scalar() == "left-first"
+
+
+async def test_a_writer_cannot_roll_back_the_shared_transaction_by_hand(sqlite_file):
+    """`rollback()` inside a write session would undo the other writers' work: it raises, and the
+    writer's own work goes as with any failure."""
+    sessionmaker, _, _, path = sqlite_file
+
+    async def keeps() -> None:
+        async with db.write_session(sessionmaker) as session:
+            session.add(MetaValue(key="hand-kept", value="x"))
+
+    async def rolls_back() -> None:
+        async with db.write_session(sessionmaker) as session:
+            session.add(MetaValue(key="hand-rolled", value="x"))
+            await session.flush()
+            await session.rollback()
+
+    results = await asyncio.gather(keeps(), rolls_back(), return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], RuntimeError)
+    assert _stored(path, "hand-") == {"hand-kept"}
