@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voisinage.models.db import write_session
 from voisinage.models.oauth import Application, Token, token_digest
-from voisinage.server.keys import SESSIONMAKER, SETTINGS
+from voisinage.server.keys import CLOCK, SESSIONMAKER, SETTINGS
 from voisinage.server.services import registration, villages
 from voisinage.server.services.passwords import hash_password
 
@@ -89,6 +90,14 @@ class Commune:
         self.app = client.app if hasattr(client, "app") else client.server.app
         self.people: dict[str, Person] = {}
         self.village_ids: dict[str, int] = {}
+
+    def hold_clock(self) -> Commune:
+        """Stop the app's clock at this moment: a test counting requests against a rate limit's fixed
+        window must not see the window turn over between two of them (a 5-minute window turns every
+        300 s of the wall clock, whenever the test runs)."""
+        now = time.time()
+        self.app[CLOCK] = lambda: now
+        return self
 
     @property
     def settings(self) -> Any:

@@ -20,6 +20,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 
 async def test_every_answer_carries_the_limit_and_the_last_is_429(rig: Any) -> None:
+    rig.hold_clock()
     token = {"Authorization": f"Bearer {rig['alder'].token}"}
     calls = [("GET", "/api/v1/timelines/home", token, None, 200),
              ("GET", "/api/v1/statuses/999", token, None, 404),

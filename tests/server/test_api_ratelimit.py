@@ -11,7 +11,7 @@ from ..rig.commune import Commune
 
 async def _limited(aiohttp_client, db_url, tmp_path, **server):
     settings = make_settings(db_url, tmp_path, ratelimit={"api_per_5min": 5}, **server)
-    commune = Commune(await aiohttp_client(create_app(settings)))
+    commune = Commune(await aiohttp_client(create_app(settings))).hold_clock()
     await commune.add_village("north")
     await commune.add_resident("alder")
     await commune.add_resident("birch")

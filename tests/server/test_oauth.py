@@ -384,7 +384,7 @@ async def test_csrf_cookie_flags(rig):
 
 async def test_login_attempts_are_rate_limited_per_ip(db_url, tmp_path, aiohttp_client):
     settings = make_settings(db_url, tmp_path, ratelimit={"logins_per_5min": 2})
-    rig = await Commune(await aiohttp_client(create_app(settings))).seed("alder")
+    rig = await Commune(await aiohttp_client(create_app(settings))).hold_clock().seed("alder")
     app = await register_app(rig.client)
     status, html = await open_authorize(rig.client, app)
     for _ in range(2):

@@ -181,7 +181,7 @@ async def test_register_page_without_csrf_token_is_refused(commune):
 
 async def test_register_page_429_after_too_many_wrong_codes(aiohttp_client, db_url, tmp_path):
     settings = make_settings(db_url, tmp_path, ratelimit={"failed_codes_per_hour": 2})
-    commune = Commune(await aiohttp_client(create_app(settings)))
+    commune = Commune(await aiohttp_client(create_app(settings))).hold_clock()
     await commune.add_village("north")
     for n in range(2):
         form = await register_form(commune, f"WRNG-{n}AAA-AAAA-AAAA")

@@ -47,6 +47,8 @@ async def snapshot(commune: Commune) -> tuple[int, ...]:
 async def make_commune(aiohttp_client: Any, db_url: str, tmp_path: Any, **sections: Any) -> Commune:
     settings = make_settings(db_url, tmp_path, **sections)
     commune = Commune(await aiohttp_client(create_app(settings)))
+    if "ratelimit" in sections:
+        commune.hold_clock()
     for slug in ("north", "south"):
         await commune.add_village(slug)
     return commune

@@ -27,7 +27,7 @@ async def _connect(rig: Any, who: str, stream: str | None = None, how: str = "he
     return await rig.client.ws_connect("/api/v1/streaming", params=params, headers=headers, protocols=protocols)
 
 
-async def _next(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
+async def _next(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
     message = await ws.receive_str(timeout=timeout)
     return orjson.loads(message)
 
