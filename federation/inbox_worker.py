@@ -25,11 +25,10 @@ from voisinage.models.instance import Instance
 from voisinage.models.queue import DONE, FAILED, LEASE, PENDING, claim_due
 
 from . import retry
-from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor
+from .actors import ApParseError, NeedsFetch, NotPartner, UnknownActor, host_of_or_none
 from .context import FederationContext
 from .delivery import now_of
 from .dispatch import InboxContext, dispatch
-from .partners import host_of
 from .transport import FetchError
 
 log = logging.getLogger("voisinage.federation.inbox_worker")
@@ -187,11 +186,8 @@ async def _process_once(ctx: FederationContext, item: Any, *, last: bool, immedi
 
 async def _dispatch_item(ctx: FederationContext, session: Any, item: Any) -> None:
     """Handle the claimed item's activity in `session` and mark the item done there."""
-    try:
-        host = host_of(item.signer_uri)
-    except ValueError:
-        host = ""
-    signer, row = await load_fast_with(session, Actor, _SIGNER_AND_HOST, {"uri": item.signer_uri, "host": host})
+    signer, row = await load_fast_with(session, Actor, _SIGNER_AND_HOST,
+                                       {"uri": item.signer_uri, "host": host_of_or_none(item.signer_uri) or ""})
     if signer is None:
         raise ApParseError("the signer is unknown")
     partner = bool(row.host_partner) and not row.host_blocked
